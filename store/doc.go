@@ -1,0 +1,28 @@
+// Package store holds everything in failsoft that talks to Redis or holds
+// cache entries.
+//
+// The pieces compose:
+//
+//   - [Store] is the small interface every tier implements: bytes in and out,
+//     a TTL on writes, and a miss ([ErrNotFound]) that is distinct from a
+//     failure.
+//   - [Redis] is a Store over a caller-built redis.UniversalClient (one node,
+//     Sentinel or Cluster); [NewClientFromURL] builds a client for the simple
+//     case.
+//   - [Memory] is a bounded in-process Store with a byte budget.
+//   - [Tiered] reads an in-process tier first, fills it from the shared tier,
+//     and keeps answering from it while the shared tier is unavailable.
+//   - [Guard] wraps any Store with a circuit breaker and a strict operation
+//     timeout, so that no call waits longer than the timeout and, while the
+//     breaker is open, no call waits at all.
+//   - [Hook] is a go-redis hook that gives code calling a *redis.Client
+//     directly the same breaker and timeout.
+//
+// Errors are classified by [Classify]: a miss and a Redis command error (wrong
+// type, OOM on a write) are not outages; connection errors, timeouts, pool
+// timeouts and the LOADING, READONLY, MASTERDOWN and CLUSTERDOWN replies are.
+//
+// A request's context can carry a failure tracker ([TrackFailures]); the guard
+// and the hook record each outage they see in it, so that HTTP middleware can
+// tell that a handler's 5xx came from a Redis outage ([FailureSeen]).
+package store

@@ -1,0 +1,54 @@
+package store
+
+import (
+	"context"
+	"sync/atomic"
+)
+
+// failureTracker is the mutable marker a tracked context carries.
+type failureTracker struct {
+	seen  atomic.Bool
+	class atomic.Int32
+}
+
+// contextKey is the type of this package's context keys; pointer values of
+// it cannot collide with anyone else's.
+type contextKey struct{ name string }
+
+var failureKey = &contextKey{"failure-tracker"}
+
+// TrackFailures returns a context in which [RecordFailure] leaves a mark that
+// [FailureSeen] reads. HTTP middleware calls it on the request's context
+// before calling the handler; the [Guard] and the [Hook] record every outage
+// they see through a context derived from it. A context that is already
+// tracked is returned unchanged, so nested middleware shares one tracker.
+func TrackFailures(ctx context.Context) context.Context {
+	if _, ok := ctx.Value(failureKey).(*failureTracker); ok {
+		return ctx
+	}
+	return context.WithValue(ctx, failureKey, &failureTracker{})
+}
+
+// RecordFailure marks ctx's tracker with err if err is an outage (see
+// [Class.Outage]); it does nothing for other errors or an untracked context.
+// It is safe for concurrent use.
+func RecordFailure(ctx context.Context, err error) {
+	c := Classify(err)
+	if !c.Outage() {
+		return
+	}
+	if t, ok := ctx.Value(failureKey).(*failureTracker); ok {
+		t.class.Store(int32(c))
+		t.seen.Store(true)
+	}
+}
+
+// FailureSeen reports whether an outage was recorded in ctx's tracker, and
+// the class of the last one. It returns false for an untracked context.
+func FailureSeen(ctx context.Context) (Class, bool) {
+	t, ok := ctx.Value(failureKey).(*failureTracker)
+	if !ok || !t.seen.Load() {
+		return ClassNone, false
+	}
+	return Class(t.class.Load()), true
+}
