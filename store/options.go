@@ -32,6 +32,7 @@ type options struct {
 	halfOpenRequests uint32
 	maxInFlight      int
 	onStateChange    func(name string, from, to State)
+	observer         func(name, op string, took time.Duration, class Class)
 
 	// Tiered
 	coherence    time.Duration
@@ -200,4 +201,13 @@ func WithCacheMode(on bool) Option { return func(o *options) { o.cacheMode = on 
 // fn must not block. Default: none. Read by NewGuard.
 func WithOnStateChange(fn func(name string, from, to State)) Option {
 	return func(o *options) { o.onStateChange = fn }
+}
+
+// WithObserver registers fn to be called after every guarded call with the
+// guard's name, the operation ("get", "set", "delete", "ping", or the Redis
+// command name for a [Hook]), how long the caller waited and the class of
+// the result; metrics use it. fn must be fast and must not block.
+// Default: none. Read by NewGuard (and so by hooks built on the guard).
+func WithObserver(fn func(name, op string, took time.Duration, class Class)) Option {
+	return func(o *options) { o.observer = fn }
 }
