@@ -1,13 +1,18 @@
 package middleware
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"net/http"
+	"slices"
 	"time"
 )
 
-// Contract (bodies being written): the versioned binary encoding of cache
-// entries as they are stored in every tier.
+// The versioned binary encoding of cache entries as they are stored in every
+// tier. Entries read back from a store are outside input (a foreign writer, a
+// corrupt value, an older release), so the decoder trusts nothing.
 
 // entryKind tells a stored response from a Vary marker.
 type entryKind uint8
@@ -26,7 +31,9 @@ const (
 // entry is one stored response or Vary marker.
 //
 // Times are wall-clock instants; the decoder rejects an entry whose times
-// are not ordered StoredAt <= FreshUntil <= SWRUntil <= StaleUntil.
+// are not ordered StoredAt <= FreshUntil <= SWRUntil <= StaleUntil (the zero
+// time counts as the earliest instant). [entry.setLifetimes] sets them from
+// the durations [lifetimes] returns in an order that always decodes.
 type entry struct {
 	Kind entryKind
 
@@ -45,6 +52,19 @@ type entry struct {
 	Nonce       uint64
 }
 
+// setLifetimes sets e's times for a response stored at now with the windows
+// [lifetimes] computed. Both stale windows count from the end of freshness
+// (RFC 5861): FreshUntil = now+fresh, SWRUntil = FreshUntil+swr and
+// StaleUntil = FreshUntil+max(swr, sie), so the times are always ordered.
+// Negative durations count as 0.
+func (e *entry) setLifetimes(now time.Time, fresh, swr, sie time.Duration) {
+	fresh, swr, sie = max(fresh, 0), max(swr, 0), max(sie, 0)
+	e.StoredAt = now
+	e.FreshUntil = now.Add(fresh)
+	e.SWRUntil = e.FreshUntil.Add(swr)
+	e.StaleUntil = e.FreshUntil.Add(max(swr, sie))
+}
+
 // errBadEntry is wrapped by every decode error.
 var errBadEntry = errors.New("failsoft: bad cache entry")
 
@@ -52,16 +72,402 @@ var errBadEntry = errors.New("failsoft: bad cache entry")
 // version decodes as errBadEntry (a miss) and is overwritten.
 const entryVersion = 1
 
-// encodeEntry appends the encoding of e to dst and returns it.
-// Layout: magic "FSC", version byte, kind byte, then fields with uvarint
-// lengths and varint times (unix nanoseconds).
-func encodeEntry(dst []byte, e *entry) []byte { panic("todo") }
-
-// decodeEntry decodes b. It never panics and never allocates more than
-// a small constant plus len(b) (every length read is checked against the
-// bytes that remain); header count is limited to maxHeaders and body size
-// to maxBody. Errors wrap errBadEntry. The returned entry may alias b.
-func decodeEntry(b []byte, maxBody int) (*entry, error) { panic("todo") }
-
-// maxHeaders bounds the header lines of a decoded entry.
+// maxHeaders bounds the header lines of a decoded entry, and the names of a
+// Vary marker.
 const maxHeaders = 256
+
+// entryMagic starts every encoded entry.
+const entryMagic = "FSC"
+
+// encodeEntry appends the encoding of e to dst and returns it.
+//
+// Layout (uvarint and varint as in encoding/binary):
+//
+//	"FSC" version:byte kind:byte
+//	kindResponse: status:uint16 (big endian)
+//	              lines:uvarint { len:uvarint name  len:uvarint value }*lines
+//	              len:uvarint body
+//	kindVary:     names:uvarint { len:uvarint name }*names  nonce:uint64 (big endian)
+//	then, for both kinds: StoredAt FreshUntil SWRUntil StaleUntil as varint
+//	Unix nanoseconds, the zero time as 0.
+//
+// Header lines are written sorted by name (byte order), the values of a name
+// in their order, so that the encoding is deterministic; the fields of the
+// other kind are not written. Names are written as given (an http.Header's
+// names are canonical already); a name without values writes nothing.
+//
+// encodeEntry does not validate e: an entry outside the decoder's limits
+// (status outside 100..999, more than [maxHeaders] lines or names, a body
+// over the decoder's maxBody, unordered times) encodes, but decodes as
+// errBadEntry, so the caller must not store it. Times outside the years
+// 1678..2262 (int64 nanoseconds) are not representable, and the instant
+// of the Unix epoch decodes as the zero time.
+func encodeEntry(dst []byte, e *entry) []byte {
+	// One growth of dst: an exact size up front.
+	size := len(entryMagic) + 2 + 4*binary.MaxVarintLen64
+	var namesBuf [32]string
+	var names []string
+	switch e.Kind {
+	case kindResponse:
+		names = namesBuf[:0]
+		lines := 0
+		for name, vs := range e.Header {
+			if len(vs) == 0 {
+				continue
+			}
+			names = append(names, name)
+			lines += len(vs)
+			for _, v := range vs {
+				size += uvarintLen(len(name)) + len(name) + uvarintLen(len(v)) + len(v)
+			}
+		}
+		slices.Sort(names)
+		size += 2 + uvarintLen(lines) + uvarintLen(len(e.Body)) + len(e.Body)
+	case kindVary:
+		size += uvarintLen(len(e.VaryHeaders)) + 8
+		for _, n := range e.VaryHeaders {
+			size += uvarintLen(len(n)) + len(n)
+		}
+	}
+	dst = slices.Grow(dst, size)
+
+	dst = append(dst, entryMagic...)
+	dst = append(dst, entryVersion, byte(e.Kind))
+	switch e.Kind {
+	case kindResponse:
+		dst = binary.BigEndian.AppendUint16(dst, uint16(e.Status))
+		lines := 0
+		for _, n := range names {
+			lines += len(e.Header[n])
+		}
+		dst = binary.AppendUvarint(dst, uint64(lines))
+		for _, n := range names {
+			for _, v := range e.Header[n] {
+				dst = appendString(dst, n)
+				dst = appendString(dst, v)
+			}
+		}
+		dst = binary.AppendUvarint(dst, uint64(len(e.Body)))
+		dst = append(dst, e.Body...)
+	case kindVary:
+		dst = binary.AppendUvarint(dst, uint64(len(e.VaryHeaders)))
+		for _, n := range e.VaryHeaders {
+			dst = appendString(dst, n)
+		}
+		dst = binary.BigEndian.AppendUint64(dst, e.Nonce)
+	}
+	for _, t := range [...]time.Time{e.StoredAt, e.FreshUntil, e.SWRUntil, e.StaleUntil} {
+		dst = binary.AppendVarint(dst, unixNano(t))
+	}
+	return dst
+}
+
+// decodeEntry decodes b, the output of [encodeEntry]. It never panics and
+// never allocates more than len(b) plus a constant (the entry, and at most
+// [maxHeaders] string headers and map slots): every length and count read is
+// checked against the bytes that remain before anything is allocated.
+// Header lines are limited to [maxHeaders] and the body to maxBody bytes (a
+// negative maxBody: no limit beyond len(b)). Errors wrap [errBadEntry].
+//
+// The decoder accepts only the encoder's canonical form: minimal varints,
+// header lines sorted by name, non-empty header names, a status in
+// 100..999, Vary names canonical, sorted and unique, ordered times and no
+// trailing bytes; so decoding then encoding gives b back.
+//
+// The returned entry's Body aliases b (capacity clipped, so appending to it
+// never writes into b); header names and values are copied out of b. A
+// response entry always has a non-nil Header.
+func decodeEntry(b []byte, maxBody int) (*entry, error) {
+	if len(b) < len(entryMagic)+2 || string(b[:len(entryMagic)]) != entryMagic {
+		return nil, fmt.Errorf("%w: no magic", errBadEntry)
+	}
+	if v := b[len(entryMagic)]; v != entryVersion {
+		return nil, fmt.Errorf("%w: version %d, want %d", errBadEntry, v, entryVersion)
+	}
+	d := decoder{b: b, off: len(entryMagic) + 2}
+	e := &entry{Kind: entryKind(b[len(entryMagic)+1])}
+	switch e.Kind {
+	case kindResponse:
+		d.response(e, maxBody)
+	case kindVary:
+		d.vary(e)
+	default:
+		return nil, fmt.Errorf("%w: kind %d", errBadEntry, e.Kind)
+	}
+	var ns [4]int64
+	for i := range ns {
+		ns[i] = d.varint()
+	}
+	if d.err == nil && !(ordered(ns[0], ns[1]) && ordered(ns[1], ns[2]) && ordered(ns[2], ns[3])) {
+		d.fail("times out of order")
+	}
+	if d.err == nil && d.off != len(b) {
+		d.fail("trailing bytes")
+	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	e.StoredAt, e.FreshUntil, e.SWRUntil, e.StaleUntil = fromUnixNano(ns[0]), fromUnixNano(ns[1]), fromUnixNano(ns[2]), fromUnixNano(ns[3])
+	return e, nil
+}
+
+// decoder reads b from off; the first error sticks and every later read
+// returns zero values.
+type decoder struct {
+	b   []byte
+	off int
+	err error
+}
+
+func (d *decoder) fail(what string) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: %s at byte %d", errBadEntry, what, d.off)
+	}
+}
+
+// uvarint reads a minimal uvarint.
+func (d *decoder) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b[d.off:])
+	if n <= 0 || n != uvarintLen64(v) {
+		d.fail("bad uvarint")
+		return 0
+	}
+	d.off += n
+	return v
+}
+
+// varint reads a minimal varint.
+func (d *decoder) varint() int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.b[d.off:])
+	if n <= 0 || n != uvarintLen64(zigzag(v)) {
+		d.fail("bad varint")
+		return 0
+	}
+	d.off += n
+	return v
+}
+
+// length reads a uvarint length and checks it against the bytes that remain
+// and against limit (negative: none).
+func (d *decoder) length(limit int) int {
+	v := d.uvarint()
+	if d.err != nil {
+		return 0
+	}
+	if v > uint64(len(d.b)-d.off) || limit >= 0 && v > uint64(limit) {
+		d.fail("length out of range")
+		return 0
+	}
+	return int(v)
+}
+
+// bytes reads a length-prefixed byte string, aliasing b.
+func (d *decoder) bytes() []byte {
+	n := d.length(-1)
+	if d.err != nil {
+		return nil
+	}
+	s := d.b[d.off : d.off+n : d.off+n]
+	d.off += n
+	return s
+}
+
+// response decodes the fields of a kindResponse entry into e.
+//
+// Header strings come from one string conversion of the whole header
+// section, the values of all names share one []string, and the map is made
+// once with its final size: a decode costs a constant number of allocations
+// whatever the number of lines.
+func (d *decoder) response(e *entry, maxBody int) {
+	if len(d.b)-d.off < 2 {
+		d.fail("truncated status")
+		return
+	}
+	e.Status = int(binary.BigEndian.Uint16(d.b[d.off:]))
+	if e.Status < 100 || e.Status > 999 {
+		d.fail("status out of range")
+		return
+	}
+	d.off += 2
+	lines := d.length(maxHeaders)
+	// Each line takes at least two bytes, so this check bounds the []string
+	// below by the input before it is allocated.
+	if d.err == nil && lines > (len(d.b)-d.off)/2 {
+		d.fail("header lines exceed the input")
+	}
+	if d.err != nil {
+		return
+	}
+
+	// First pass: validate the section, count distinct names (lines are
+	// sorted by name, so a name's lines are adjacent).
+	start := d.off
+	names := 0
+	var prev []byte
+	for i := range lines {
+		name := d.bytes()
+		d.bytes()
+		if d.err != nil {
+			return
+		}
+		switch c := bytes.Compare(prev, name); {
+		case len(name) == 0:
+			d.fail("empty header name")
+			return
+		case i > 0 && c > 0:
+			d.fail("header lines not sorted")
+			return
+		case i == 0 || c < 0:
+			names++
+		}
+		prev = name
+	}
+	end := d.off
+
+	// Second pass over the validated section: no checks can fail.
+	e.Header = make(http.Header, names)
+	if lines > 0 {
+		section := string(d.b[start:end])
+		values := make([]string, lines)
+		d.off = start
+		first, runName := 0, ""
+		for i := range lines {
+			name := d.sectionString(section, start)
+			values[i] = d.sectionString(section, start)
+			if i > 0 && name != runName {
+				e.Header[runName] = values[first:i:i]
+				first = i
+			}
+			runName = name
+		}
+		e.Header[runName] = values[first:lines:lines]
+	}
+
+	n := d.length(maxBody)
+	if d.err != nil {
+		return
+	}
+	if n > 0 {
+		e.Body = d.b[d.off : d.off+n : d.off+n]
+	}
+	d.off += n
+}
+
+// sectionString reads a length-prefixed string that a first pass
+// validated, as a substring of section (which starts at byte start
+// of b).
+func (d *decoder) sectionString(section string, start int) string {
+	v, n := binary.Uvarint(d.b[d.off:])
+	d.off += n
+	s := section[d.off-start : d.off-start+int(v)]
+	d.off += int(v)
+	return s
+}
+
+// vary decodes the fields of a kindVary entry into e, in two passes like
+// response: validate, then allocate exactly what the names need.
+func (d *decoder) vary(e *entry) {
+	count := d.length(maxHeaders)
+	if d.err == nil && count > (len(d.b)-d.off)/2 {
+		d.fail("vary names exceed the input")
+	}
+	if d.err != nil {
+		return
+	}
+	start := d.off
+	var prev []byte
+	for i := range count {
+		name := d.bytes()
+		if d.err != nil {
+			return
+		}
+		if !isCanonicalToken(name) {
+			d.fail("vary name not canonical")
+			return
+		}
+		if i > 0 && bytes.Compare(prev, name) >= 0 {
+			d.fail("vary names not sorted and unique")
+			return
+		}
+		prev = name
+	}
+	if count > 0 {
+		section := string(d.b[start:d.off])
+		d.off = start
+		e.VaryHeaders = make([]string, count)
+		for i := range e.VaryHeaders {
+			e.VaryHeaders[i] = d.sectionString(section, start)
+		}
+	}
+	if len(d.b)-d.off < 8 {
+		d.fail("truncated nonce")
+		return
+	}
+	e.Nonce = binary.BigEndian.Uint64(d.b[d.off:])
+	d.off += 8
+}
+
+// isCanonicalToken reports whether b is a token that
+// [http.CanonicalHeaderKey] leaves as it is: each letter upper case at the
+// start and after "-", lower case elsewhere.
+func isCanonicalToken(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	upper := true
+	for _, c := range b {
+		if !isTchar(c) {
+			return false
+		}
+		if upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
+			return false
+		}
+		upper = c == '-'
+	}
+	return true
+}
+
+func appendString(dst []byte, s string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
+}
+
+func uvarintLen(n int) int { return uvarintLen64(uint64(n)) }
+
+func uvarintLen64(v uint64) int {
+	n := 1
+	for v >= 0x80 {
+		v >>= 7
+		n++
+	}
+	return n
+}
+
+// zigzag is the transformation binary.AppendVarint applies before encoding.
+func zigzag(v int64) uint64 { return uint64(v<<1) ^ uint64(v>>63) }
+
+// ordered reports whether encoded time a is not after b, the zero time (0)
+// being the earliest.
+func ordered(a, b int64) bool { return a == 0 || b != 0 && a <= b }
+
+// unixNano encodes t; the zero time is 0.
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+// fromUnixNano decodes unixNano's result, in UTC.
+func fromUnixNano(ns int64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns).UTC()
+}

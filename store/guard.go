@@ -1,11 +1,17 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
-)
 
-// API skeleton: the bodies are being written (see the guard work item).
+	"github.com/sony/gobreaker/v2"
+)
 
 // State is a breaker's state.
 type State int
@@ -32,12 +38,13 @@ func (s State) String() string {
 	return "unknown"
 }
 
-// BreakerStats is a snapshot of a guard's breaker and call counters.
+// BreakerStats is a snapshot of a guard's breaker and call counters, as
+// returned by [Guard.Stats].
 type BreakerStats struct {
 	Name       string
 	State      State
-	Since      time.Time // when State was entered (construction time at first)
-	RetryAfter time.Duration
+	Since      time.Time     // when State was entered (construction time at first), by the guard's clock
+	RetryAfter time.Duration // see [Guard.RetryAfter]
 	// Counts of the breaker's current window (cleared on each state change).
 	Requests             uint32
 	ConsecutiveFailures  uint32
@@ -48,12 +55,71 @@ type BreakerStats struct {
 	Timeouts uint64 // calls cut off by the op timeout
 	Rejected uint64 // calls refused without trying (open breaker, in-flight limit)
 	Trips    uint64 // transitions to open
+	// InFlight is how many calls are running in the wrapped store right now,
+	// including calls whose callers stopped waiting at the op timeout.
+	InFlight int
 }
 
-// Guard wraps a Store with a circuit breaker and an operation timeout.
+// Guard wraps a [Store] with a circuit breaker and an operation timeout, so
+// that no call waits on the store longer than the op timeout and, while the
+// breaker is open, no call waits at all.
+//
+// Every call runs the wrapped store on its own goroutine with a context
+// derived from the caller's plus the op timeout; the caller waits for the
+// result or the deadline, whichever comes first, so the bound holds even
+// when the store ignores its context (as go-redis does for socket reads by
+// default). A call that outlives its op timeout is abandoned, not stopped: it
+// keeps running until the backend answers or the client's own timeouts fire,
+// and it keeps its in-flight slot until then ([WithMaxInFlight]).
+//
+// The breaker counts only outages ([Class.Outage]) as failures: a miss, bad
+// input and a command error are successes; a call whose caller's own context
+// ended (cancelled, or its own deadline expired) counts as neither. The
+// guard's own op timeout is a failure ([ClassTimeout]). While the breaker is
+// open, calls fail at once with an error wrapping [ErrUnavailable].
+//
+// Errors: the wrapped store's errors are returned as they are (a miss stays
+// [ErrNotFound]); a call cut off by the op timeout returns an error that
+// wraps context.DeadlineExceeded ([ClassTimeout]) and reads "store: <name>:
+// <op>: timed out after 100ms"; a call whose caller's context ended first
+// returns that context's error, wrapped; refusals wrap [ErrUnavailable]
+// (and gobreaker's ErrOpenState or ErrTooManyRequests) or, after Close,
+// [ErrClosed]. A panic in the wrapped store is returned as an error (a
+// failure), since no caller could recover it on the call's goroutine.
+//
+// Every outage a call sees, including an open-breaker refusal, is recorded
+// in the caller's context with [RecordFailure].
+//
+// State changes are logged once each (Warn when the breaker opens, Info when
+// it half-opens or closes) and passed to the [WithOnStateChange] callback, in
+// order, on the goroutine of a call or method that caused or observed the
+// change, never with a lock of the guard or the breaker held.
+//
+// A Guard is safe for concurrent use. The zero value is not usable: build
+// one with [NewGuard]; a Guard not built by it refuses every call with an
+// error wrapping [ErrClosed] and reports [StateOpen].
 type Guard struct {
 	inner Store
 	opts  options
+	cb    *gobreaker.TwoStepCircuitBreaker[struct{}]
+	errs  [numOps]opErrors
+	calls sync.Pool // of *call
+
+	inflight atomic.Int64
+	closed   atomic.Bool
+	closeMu  sync.Mutex    // serialises Close
+	idle     chan struct{} // signalled when inflight drops to 0 after Close
+
+	nCalls, nFailures, nTimeouts, nRejected, nTrips atomic.Uint64
+	lastClass                                       atomic.Int32 // class of the last outage seen
+
+	// State changes, queued by the breaker's callback (under its lock) and
+	// delivered by deliver outside it.
+	pending    atomic.Int32
+	mu         sync.Mutex // guards queue and delivering
+	queue      []transition
+	delivering bool
+	stamp      atomic.Pointer[stateStamp] // last delivered state and when it was entered
 }
 
 var (
@@ -62,39 +128,559 @@ var (
 	_ Pinger    = (*Guard)(nil)
 )
 
-// NewGuard wraps s.
-func NewGuard(s Store, opts ...Option) (*Guard, error) { panic("todo") }
+// transition is one breaker state change awaiting delivery.
+type transition struct{ from, to State }
 
-// Get implements Store.
-func (g *Guard) Get(ctx context.Context, key string) ([]byte, error) { panic("todo") }
+// stateStamp records a delivered state and when (by the guard's clock) it
+// was entered.
+type stateStamp struct {
+	state State
+	at    time.Time
+}
 
-// GetTTL implements TTLGetter.
+// op identifies a guarded operation; it indexes Guard.errs and opNames.
+type op uint8
+
+const (
+	opGet op = iota
+	opGetTTL
+	opSet
+	opDelete
+	opPing
+	opHook // a command or pipeline through a Hook: messages name no op
+	numOps
+)
+
+// opNames are the op names given to the observer and used in errors.
+var opNames = [numOps]string{"get", "get", "set", "delete", "ping", ""}
+
+// opErrors are an op's refusal and timeout errors, built once per guard so
+// that the fast paths allocate nothing.
+type opErrors struct {
+	timeout, open, busy, full, closed error
+}
+
+// guardError is an error with a fixed message wrapping one or more errors.
+type guardError struct {
+	msg     string
+	wrapped []error
+	timeout bool
+}
+
+func (e *guardError) Error() string   { return e.msg }
+func (e *guardError) Unwrap() []error { return e.wrapped }
+
+// Timeout reports whether the error is a timeout, as net.Error does.
+func (e *guardError) Timeout() bool { return e.timeout }
+
+// Sentinels handed to the breaker's done callback: the guard classifies
+// results itself.
+var (
+	errBreakerFailure  = errors.New("store: breaker failure")
+	errBreakerExcluded = errors.New("store: breaker excluded")
+)
+
+// NewGuard wraps s with a circuit breaker and an operation timeout.
+//
+// It reads [WithName] (default "redis"), [WithOpTimeout] (100 ms),
+// [WithBreaker] (5 consecutive outage errors trip it, 5 s open),
+// [WithHalfOpenRequests] (1), [WithMaxInFlight] (1024), [WithLogger]
+// (slog.Default()), [WithClock] (time.Now; used for [Guard.RetryAfter] and
+// [BreakerStats].Since — the breaker itself keeps real time),
+// [WithOnStateChange] and [WithObserver]; it ignores other options. It
+// returns an error for a nil store or an invalid option. The guard does not
+// own s: [Guard.Close] does not close it.
+func NewGuard(s Store, opts ...Option) (*Guard, error) {
+	if s == nil {
+		return nil, errors.New("store: NewGuard: nil Store")
+	}
+	o, err := buildOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	g := &Guard{inner: s, opts: o, idle: make(chan struct{}, 1)}
+	for i := range g.errs {
+		g.errs[i] = g.buildErrors(opNames[i])
+	}
+	g.calls.New = func() any { return &call{done: make(chan *call, 1)} }
+	g.stamp.Store(&stateStamp{state: StateClosed, at: o.now()})
+	threshold := o.failureThreshold
+	g.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
+		Name:          o.name,
+		MaxRequests:   o.halfOpenRequests,
+		Timeout:       o.openPeriod,
+		ReadyToTrip:   func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= threshold },
+		OnStateChange: g.onStateChange,
+		IsSuccessful:  func(err error) bool { return err == nil },
+		IsExcluded:    func(err error) bool { return err == errBreakerExcluded },
+	})
+	return g, nil
+}
+
+func (g *Guard) buildErrors(op string) opErrors {
+	prefix := "store: " + g.opts.name + ": "
+	if op != "" {
+		prefix += op + ": "
+	}
+	return opErrors{
+		timeout: &guardError{
+			msg:     prefix + "timed out after " + g.opts.opTimeout.String(),
+			wrapped: []error{context.DeadlineExceeded},
+			timeout: true,
+		},
+		open: &guardError{
+			msg:     prefix + "unavailable: circuit breaker is open",
+			wrapped: []error{ErrUnavailable, gobreaker.ErrOpenState},
+		},
+		busy: &guardError{
+			msg:     prefix + "unavailable: circuit breaker is half-open and its probes are in flight",
+			wrapped: []error{ErrUnavailable, gobreaker.ErrTooManyRequests},
+		},
+		full: &guardError{
+			msg:     fmt.Sprintf("%sunavailable: %d calls in flight", prefix, g.opts.maxInFlight),
+			wrapped: []error{ErrUnavailable},
+		},
+		closed: &guardError{
+			msg:     prefix + "guard closed",
+			wrapped: []error{ErrClosed},
+		},
+	}
+}
+
+// call carries one guarded operation to the goroutine that runs it and its
+// result back. Calls are pooled: the caller returns one to the pool only
+// after receiving it back, when the goroutine no longer touches it.
+type call struct {
+	op    op
+	key   string
+	value []byte
+	ttl   time.Duration
+
+	val  []byte
+	rttl time.Duration
+	err  error
+
+	done chan *call // buffered: the goroutine never blocks on it
+}
+
+// Get returns the value stored under key, as the wrapped store's Get, within
+// the op timeout. It returns an error wrapping [ErrNotFound] for a miss, one
+// wrapping [ErrUnavailable] at once while the breaker is open or too many
+// calls are in flight, one wrapping context.DeadlineExceeded (classified
+// [ClassTimeout]) when the op timeout expires first, and [ErrClosed] after
+// Close.
+func (g *Guard) Get(ctx context.Context, key string) ([]byte, error) {
+	c := g.do(ctx, opGet, key, nil, 0)
+	return c.val, c.err
+}
+
+// GetTTL is Get that also returns the entry's remaining time to live, under
+// the same rules. When the wrapped store is not a [TTLGetter], it calls Get
+// and reports a ttl of 0.
 func (g *Guard) GetTTL(ctx context.Context, key string) ([]byte, time.Duration, error) {
-	panic("todo")
+	c := g.do(ctx, opGetTTL, key, nil, 0)
+	return c.val, c.rttl, c.err
 }
 
-// Set implements Store.
+// Set stores value under key for ttl through the wrapped store, under the
+// same rules as Get. The wrapped store gets a copy of value: a call cut off
+// by the op timeout may still be writing it after Set returns, and the
+// caller owns value again from then on.
 func (g *Guard) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
-	panic("todo")
+	return g.do(ctx, opSet, key, bytes.Clone(value), ttl).err
 }
 
-// Delete implements Store.
-func (g *Guard) Delete(ctx context.Context, key string) error { panic("todo") }
+// Delete removes key through the wrapped store, under the same rules as Get.
+func (g *Guard) Delete(ctx context.Context, key string) error {
+	return g.do(ctx, opDelete, key, nil, 0).err
+}
 
-// Ping implements Pinger.
-func (g *Guard) Ping(ctx context.Context) error { panic("todo") }
+// Ping checks the wrapped store. When it is a [Pinger], the ping goes
+// through the breaker and the op timeout like any other call (and counts
+// like one). When it is not, Ping has nothing to ask: it returns the
+// breaker's verdict without counting a call — an error wrapping
+// [ErrUnavailable] while the breaker is open, [ErrClosed] after Close, nil
+// otherwise.
+func (g *Guard) Ping(ctx context.Context) error {
+	if !g.usable() {
+		return errNotBuilt()
+	}
+	if _, ok := g.inner.(Pinger); ok {
+		return g.do(ctx, opPing, "", nil, 0).err
+	}
+	if g.closed.Load() {
+		return g.errs[opPing].closed
+	}
+	if g.State() == StateOpen {
+		return g.errs[opPing].open
+	}
+	return nil
+}
 
-// Name returns the guard's name.
-func (g *Guard) Name() string { return g.opts.name }
+// result is what do returns: a copy of the call's results, so that the call
+// itself can go back to the pool.
+type result struct {
+	val  []byte
+	rttl time.Duration
+	err  error
+}
 
-// State returns the breaker's state.
-func (g *Guard) State() State { panic("todo") }
+// usable reports whether g was built by NewGuard.
+func (g *Guard) usable() bool { return g != nil && g.cb != nil }
 
-// RetryAfter returns how long the breaker stays open; 0 unless open.
-func (g *Guard) RetryAfter() time.Duration { panic("todo") }
+// errNotBuilt is the error of a Guard not built by NewGuard.
+func errNotBuilt() error { return fmt.Errorf("%w: Guard not built by NewGuard", ErrClosed) }
 
-// Stats returns a snapshot.
-func (g *Guard) Stats() BreakerStats { panic("todo") }
+// do runs one guarded operation.
+func (g *Guard) do(parent context.Context, o op, key string, value []byte, ttl time.Duration) result {
+	if !g.usable() {
+		return result{err: errNotBuilt()}
+	}
+	var start time.Time
+	if g.opts.observer != nil {
+		start = time.Now()
+	}
+	errs := &g.errs[o]
+	if err := g.acquire(errs); err != nil {
+		g.refused(parent, o, start, err)
+		return result{err: err}
+	}
+	done, err := g.allow(errs)
+	if err != nil {
+		g.release()
+		g.refused(parent, o, start, err)
+		return result{err: err}
+	}
+	g.nCalls.Add(1)
 
-// Close waits for outstanding calls.
-func (g *Guard) Close() error { panic("todo") }
+	ctx, cancel := context.WithTimeout(parent, g.opts.opTimeout)
+	defer cancel() // the caller stops waiting: the store need not go on
+	c := g.calls.Get().(*call)
+	c.op, c.key, c.value, c.ttl = o, key, value, ttl
+	go g.run(ctx, c)
+
+	var r result
+	var cut bool
+	select {
+	case <-c.done:
+		r = result{c.val, c.rttl, c.err}
+		g.recycle(c)
+	case <-ctx.Done():
+		select {
+		case <-c.done: // the result and the deadline came together: take the result
+			r = result{c.val, c.rttl, c.err}
+			g.recycle(c)
+		default:
+			cut = true // the goroutine still owns c; it becomes garbage when it ends
+		}
+	}
+
+	var class Class
+	switch {
+	case cut && parent.Err() != nil:
+		// The caller's own context ended first: nothing to say about the store.
+		class = ClassCanceled
+		r.err = fmt.Errorf("store: %s: %s: %w", g.opts.name, opNames[o], parent.Err())
+	case cut:
+		class = ClassTimeout
+		r.err = errs.timeout
+	default:
+		class = Classify(r.err)
+		switch {
+		case class.Outage() && parent.Err() != nil:
+			class = ClassCanceled // failed because the caller gave up
+		case class == ClassTimeout && ctx.Err() != nil && errors.Is(r.err, context.DeadlineExceeded):
+			r.err = errs.timeout // the store gave up at our deadline: say so
+		}
+	}
+	g.settle(parent, o, start, done, class, r.err)
+	return r
+}
+
+// run executes c in the wrapped store and hands it back on c.done. It holds
+// an in-flight slot until the store returns.
+func (g *Guard) run(ctx context.Context, c *call) {
+	defer g.release()
+	defer func() {
+		if p := recover(); p != nil {
+			// A panicking store would otherwise crash the process from a
+			// goroutine no caller can recover on: report it as a failure.
+			c.val, c.rttl = nil, 0
+			c.err = fmt.Errorf("store: %s: %s: panic in wrapped store: %v", g.opts.name, opNames[c.op], p)
+			c.done <- c
+		}
+	}()
+	switch c.op {
+	case opGet:
+		c.val, c.err = g.inner.Get(ctx, c.key)
+	case opGetTTL:
+		if tg, ok := g.inner.(TTLGetter); ok {
+			c.val, c.rttl, c.err = tg.GetTTL(ctx, c.key)
+		} else {
+			c.val, c.err = g.inner.Get(ctx, c.key)
+		}
+	case opSet:
+		c.err = g.inner.Set(ctx, c.key, c.value, c.ttl)
+	case opDelete:
+		c.err = g.inner.Delete(ctx, c.key)
+	case opPing:
+		c.err = g.inner.(Pinger).Ping(ctx)
+	}
+	c.done <- c
+}
+
+// recycle returns a call, received back from its goroutine, to the pool.
+func (g *Guard) recycle(c *call) {
+	*c = call{done: c.done}
+	g.calls.Put(c)
+}
+
+// acquire takes an in-flight slot, or returns the error refusing the call.
+func (g *Guard) acquire(errs *opErrors) error {
+	if g.closed.Load() {
+		return errs.closed
+	}
+	if g.inflight.Add(1) > int64(g.opts.maxInFlight) {
+		g.release()
+		return errs.full
+	}
+	// Checked again after the increment: Close sets closed before it reads
+	// inflight, so either Close waits for this call or this call sees closed.
+	if g.closed.Load() {
+		g.release()
+		return errs.closed
+	}
+	return nil
+}
+
+// release gives back an in-flight slot.
+func (g *Guard) release() {
+	if g.inflight.Add(-1) == 0 && g.closed.Load() {
+		select {
+		case g.idle <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// allow asks the breaker for a turn, mapping its refusals to errs. State
+// changes the question caused are delivered before it returns.
+func (g *Guard) allow(errs *opErrors) (func(error), error) {
+	done, err := g.cb.Allow()
+	g.deliver()
+	switch {
+	case err == nil:
+		return done, nil
+	case errors.Is(err, gobreaker.ErrTooManyRequests):
+		return nil, errs.busy
+	default:
+		return nil, errs.open
+	}
+}
+
+// refused accounts for a call refused without trying.
+func (g *Guard) refused(ctx context.Context, o op, start time.Time, err error) {
+	g.refusedName(ctx, opNames[o], start, err)
+}
+
+func (g *Guard) refusedName(ctx context.Context, name string, start time.Time, err error) {
+	g.nRejected.Add(1)
+	RecordFailure(ctx, err)
+	if g.opts.observer != nil {
+		g.opts.observer(g.opts.name, name, time.Since(start), ClassOpen)
+	}
+}
+
+// settle reports a call's outcome, of the given class, to the breaker, the
+// counters, the caller's failure tracker and the observer.
+func (g *Guard) settle(ctx context.Context, o op, start time.Time, done func(error), class Class, err error) {
+	g.settleName(ctx, opNames[o], start, done, class, err)
+}
+
+func (g *Guard) settleName(ctx context.Context, name string, start time.Time, done func(error), class Class, err error) {
+	switch {
+	case class == ClassCanceled:
+		done(errBreakerExcluded)
+	case class.Outage():
+		g.nFailures.Add(1)
+		if class == ClassTimeout {
+			g.nTimeouts.Add(1)
+		}
+		g.lastClass.Store(int32(class))
+		done(errBreakerFailure)
+		RecordFailure(ctx, err)
+	default:
+		done(nil)
+	}
+	g.deliver()
+	if g.opts.observer != nil {
+		g.opts.observer(g.opts.name, name, time.Since(start), class)
+	}
+}
+
+// onStateChange is the breaker's callback. It runs with the breaker's lock
+// held, so it only queues the change for deliver.
+func (g *Guard) onStateChange(_ string, from, to gobreaker.State) {
+	t := transition{from: fromBreaker(from), to: fromBreaker(to)}
+	if t.to == StateOpen {
+		g.nTrips.Add(1)
+	}
+	g.mu.Lock()
+	g.queue = append(g.queue, t)
+	g.pending.Add(1)
+	g.mu.Unlock()
+}
+
+// deliver logs queued state changes and passes them to the callback, in
+// order and once each. One goroutine delivers at a time; a call made while
+// another delivers (including one made from the callback itself) returns at
+// once, leaving its changes to the delivering goroutine.
+func (g *Guard) deliver() {
+	if g.pending.Load() == 0 {
+		return
+	}
+	g.mu.Lock()
+	if g.delivering {
+		g.mu.Unlock()
+		return
+	}
+	g.delivering = true
+	for len(g.queue) > 0 {
+		t := g.queue[0]
+		g.queue = g.queue[1:]
+		if len(g.queue) == 0 {
+			g.queue = g.queue[:0:0]
+		}
+		g.pending.Add(-1)
+		g.mu.Unlock()
+		g.announce(t)
+		g.mu.Lock()
+	}
+	g.delivering = false
+	g.mu.Unlock()
+}
+
+// announce records, logs and reports one state change.
+func (g *Guard) announce(t transition) {
+	g.stamp.Store(&stateStamp{state: t.to, at: g.opts.now()})
+	last := Class(g.lastClass.Load())
+	attrs := []slog.Attr{
+		slog.String("guard", g.opts.name),
+		slog.String("from", t.from.String()),
+		slog.String("to", t.to.String()),
+		slog.String("last_error", last.String()),
+	}
+	ctx := context.Background() // a state change outlives the request that caused it
+	switch t.to {
+	case StateOpen:
+		attrs = append(attrs, slog.Duration("retry_after", g.opts.openPeriod))
+		g.opts.logger.LogAttrs(ctx, slog.LevelWarn, "store: circuit breaker opened", attrs...)
+	case StateHalfOpen:
+		g.opts.logger.LogAttrs(ctx, slog.LevelInfo, "store: circuit breaker half-open", attrs...)
+	default:
+		g.opts.logger.LogAttrs(ctx, slog.LevelInfo, "store: circuit breaker closed", attrs...)
+	}
+	if g.opts.onStateChange != nil {
+		g.opts.onStateChange(g.opts.name, t.from, t.to)
+	}
+}
+
+func fromBreaker(s gobreaker.State) State {
+	switch s {
+	case gobreaker.StateOpen:
+		return StateOpen
+	case gobreaker.StateHalfOpen:
+		return StateHalfOpen
+	}
+	return StateClosed
+}
+
+// Name returns the guard's name ([WithName]).
+func (g *Guard) Name() string {
+	if g == nil {
+		return ""
+	}
+	return g.opts.name
+}
+
+// State returns the breaker's state. An open breaker whose open period has
+// passed reports [StateHalfOpen] (and the change is logged and reported
+// then, if no call saw it first).
+func (g *Guard) State() State {
+	if !g.usable() {
+		return StateOpen
+	}
+	s := fromBreaker(g.cb.State())
+	g.deliver()
+	return s
+}
+
+// RetryAfter returns how long the breaker stays open before it lets a probe
+// through: the open period minus the time since it opened, by the guard's
+// clock, never negative. It returns 0 unless the breaker is open.
+func (g *Guard) RetryAfter() time.Duration {
+	return g.retryAfter(g.State())
+}
+
+func (g *Guard) retryAfter(s State) time.Duration {
+	if s != StateOpen || !g.usable() {
+		return 0
+	}
+	st := g.stamp.Load()
+	if st.state != StateOpen {
+		// Opened, but another goroutine is still delivering the change.
+		return g.opts.openPeriod
+	}
+	left := g.opts.openPeriod - g.opts.now().Sub(st.at)
+	switch {
+	case left < 0:
+		return 0
+	case left > g.opts.openPeriod:
+		return g.opts.openPeriod // the clock went backwards
+	}
+	return left
+}
+
+// Stats returns a snapshot of the breaker and the guard's counters. Its
+// fields are read one by one, not atomically together.
+func (g *Guard) Stats() BreakerStats {
+	if !g.usable() {
+		return BreakerStats{Name: g.Name(), State: StateOpen}
+	}
+	s := g.State()
+	counts := g.cb.Counts()
+	return BreakerStats{
+		Name:                 g.opts.name,
+		State:                s,
+		Since:                g.stamp.Load().at,
+		RetryAfter:           g.retryAfter(s),
+		Requests:             counts.Requests,
+		ConsecutiveFailures:  counts.ConsecutiveFailures,
+		ConsecutiveSuccesses: counts.ConsecutiveSuccesses,
+		Calls:                g.nCalls.Load(),
+		Failures:             g.nFailures.Load(),
+		Timeouts:             g.nTimeouts.Load(),
+		Rejected:             g.nRejected.Load(),
+		Trips:                g.nTrips.Load(),
+		InFlight:             int(max(g.inflight.Load(), 0)),
+	}
+}
+
+// Close makes later calls fail with [ErrClosed] and waits for the calls
+// still running in the wrapped store, including those whose callers stopped
+// waiting at the op timeout. Those end when the backend answers or the
+// client's own timeouts fire, which for a hung Redis may be seconds: close
+// the client first to end them at once. Close does not close the wrapped
+// store. It always returns nil; calling it again waits again.
+func (g *Guard) Close() error {
+	if !g.usable() {
+		return nil
+	}
+	g.closeMu.Lock()
+	defer g.closeMu.Unlock()
+	g.closed.Store(true)
+	for g.inflight.Load() > 0 {
+		<-g.idle
+	}
+	return nil
+}

@@ -1,0 +1,177 @@
+// Command dataapi serves the documented data endpoint, GET /api/data/{key},
+// behind failsoft: the legacy handler in legacy.go is unchanged; main wires
+// the go-redis hook, the recovery and cache middleware, and the health and
+// metrics endpoints around it.
+//
+// Configuration comes from the environment (flags of the same meaning win):
+//
+//	ADDR             listen address                    (default 127.0.0.1:8080)
+//	REDIS_URL        redis:// or rediss:// URL          (default: an embedded in-process Redis)
+//	PRIMARY_LATENCY  latency of the primary source     (default 500ms)
+//	LOG_LEVEL        debug, info, warn or error         (default info)
+//	FAILSOFT         "off" serves the same handler unprotected, for comparison
+//
+// It serves /api/data/{key}, /livez, /readyz, /healthz and /metrics, and
+// shuts down gracefully on SIGINT or SIGTERM.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/failsoft/failsoft/store"
+)
+
+// config is the program's settings.
+type config struct {
+	addr           string
+	redisURL       string
+	primaryLatency time.Duration
+	logLevel       slog.Level
+	failsoft       bool
+}
+
+func main() {
+	cfg, err := parseConfig(os.Args[1:], os.Getenv)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "dataapi:", err)
+		os.Exit(2)
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.logLevel}))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg, logger, nil); err != nil {
+		logger.Error("dataapi stopped", "err", err)
+		os.Exit(1)
+	}
+}
+
+// parseConfig reads the environment through getenv, then flags from args.
+func parseConfig(args []string, getenv func(string) string) (config, error) {
+	env := func(k, def string) string {
+		if v := getenv(k); v != "" {
+			return v
+		}
+		return def
+	}
+	fs := flag.NewFlagSet("dataapi", flag.ContinueOnError)
+	addr := fs.String("addr", env("ADDR", "127.0.0.1:8080"), "listen address (ADDR)")
+	redisURL := fs.String("redis-url", env("REDIS_URL", ""), "Redis URL; empty runs an embedded Redis (REDIS_URL)")
+	latency := fs.String("primary-latency", env("PRIMARY_LATENCY", "500ms"), "latency of the primary source (PRIMARY_LATENCY)")
+	level := fs.String("log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (LOG_LEVEL)")
+	mode := fs.String("failsoft", env("FAILSOFT", "on"), `"off" runs the handler unprotected (FAILSOFT)`)
+	if err := fs.Parse(args); err != nil {
+		return config{}, err
+	}
+	cfg := config{addr: *addr, redisURL: *redisURL}
+	var err error
+	if cfg.primaryLatency, err = time.ParseDuration(*latency); err != nil || cfg.primaryLatency < 0 {
+		return config{}, fmt.Errorf("PRIMARY_LATENCY %q: want a non-negative Go duration such as 500ms", *latency)
+	}
+	if err := cfg.logLevel.UnmarshalText([]byte(*level)); err != nil {
+		return config{}, fmt.Errorf("LOG_LEVEL %q: want debug, info, warn or error", *level)
+	}
+	switch strings.ToLower(*mode) {
+	case "on", "true", "1", "":
+		cfg.failsoft = true
+	case "off", "false", "0":
+		cfg.failsoft = false
+	default:
+		return config{}, fmt.Errorf("FAILSOFT %q: want on or off", *mode)
+	}
+	return cfg, nil
+}
+
+// run serves until ctx ends. When ready is not nil it receives the listening
+// address once the server accepts connections (tests use it).
+func run(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- string) error {
+	redisURL := cfg.redisURL
+	if redisURL == "" {
+		mr := miniredis.NewMiniRedis()
+		if err := mr.StartAddr("127.0.0.1:0"); err != nil {
+			return fmt.Errorf("embedded redis: %w", err)
+		}
+		defer mr.Close()
+		redisURL = "redis://" + mr.Addr()
+		logger.Info("using an embedded in-process Redis; set REDIS_URL for a real one", "addr", mr.Addr())
+	}
+	opt, err := redis.ParseURL(redisURL)
+	if err != nil {
+		return fmt.Errorf("REDIS_URL %s: invalid", store.RedactURL(redisURL))
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	fetches := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "dataapi_primary_fetches_total",
+		Help: "Calls to the primary source behind the cache.",
+	})
+	reg.MustRegister(fetches)
+
+	// The legacy service's own client, as it always built it.
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	api := &dataHandler{rdb: rdb, primary: &primary{latency: cfg.primaryLatency, fetches: fetches}}
+
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	if !cfg.failsoft {
+		logger.Warn("FAILSOFT=off: serving the handler unprotected")
+		mux.Handle("GET /api/data/{key}", api)
+		mux.HandleFunc("/livez", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+		return serve(ctx, cfg.addr, mux, logger, ready)
+	}
+
+	protect, closeAll, err := wire(rdb, opt, reg, logger, mux)
+	if err != nil {
+		return err
+	}
+	defer closeAll()
+	mux.Handle("GET /api/data/{key}", protect.Then(api))
+	return serve(ctx, cfg.addr, mux, logger, ready)
+}
+
+// serve runs an http.Server on addr until ctx ends, then shuts it down
+// gracefully.
+func serve(ctx context.Context, addr string, h http.Handler, logger *slog.Logger, ready chan<- string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	logger.Info("serving", "addr", ln.Addr().String())
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = srv.Shutdown(shutdownCtx)
+	if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) && err == nil {
+		err = serr
+	}
+	logger.Info("stopped")
+	return err
+}

@@ -1,0 +1,169 @@
+package middleware
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/failsoft/failsoft/internal/redistest"
+	"github.com/failsoft/failsoft/store"
+)
+
+// benchBody is a 1 KiB JSON body, as the issue's goals name.
+var benchBody = []byte(`{"source":"primary","data":"` + strings.Repeat("x", 1024-30) + `"}`)
+
+// benchHandler writes the handler's bytes: the baseline of every benchmark.
+var benchHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "max-age=3600")
+	w.WriteHeader(http.StatusOK)
+	w.Write(benchBody)
+})
+
+// benchWriter is a ResponseWriter that a benchmark reuses, so that the
+// writer's own costs stay out of the figures.
+type benchWriter struct {
+	h      http.Header
+	status int
+	n      int
+}
+
+func (w *benchWriter) Header() http.Header         { return w.h }
+func (w *benchWriter) WriteHeader(code int)        { w.status = code }
+func (w *benchWriter) Write(p []byte) (int, error) { w.n += len(p); return len(p), nil }
+func (w *benchWriter) reset()                      { clear(w.h); w.status, w.n = 0, 0 }
+
+func benchServe(b *testing.B, h http.Handler, r *http.Request) {
+	b.Helper()
+	w := &benchWriter{h: make(http.Header, 8)}
+	h.ServeHTTP(w, r) // warm: fill the cache
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		w.reset()
+		h.ServeHTTP(w, r)
+	}
+	b.StopTimer()
+	if w.status != 200 || w.n != len(benchBody) {
+		b.Fatalf("got %d with %d bytes", w.status, w.n)
+	}
+}
+
+func benchCache(b *testing.B, s store.Store) *Cache {
+	b.Helper()
+	return newTestCache(b, s, WithLogger(slog.New(slog.DiscardHandler)))
+}
+
+func BenchmarkHandlerDirect(b *testing.B) {
+	benchServe(b, benchHandler, httptest.NewRequest("GET", "http://example.com/api/data/1", nil))
+}
+
+func BenchmarkCacheHitLocal(b *testing.B) {
+	local, err := store.NewMemory(64 << 20)
+	if err != nil {
+		b.Fatal(err)
+	}
+	remote, err := store.NewMemory(64 << 20)
+	if err != nil {
+		b.Fatal(err)
+	}
+	t, err := store.NewTiered(local, remote)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { t.Close(); local.Close(); remote.Close() })
+	c := benchCache(b, t)
+	h := c.Handler(benchHandler)
+	r := httptest.NewRequest("GET", "http://example.com/api/data/1", nil)
+	h.ServeHTTP(httptest.NewRecorder(), r)
+	c.bg.wait()
+	benchServe(b, h, r)
+	if st := c.Stats(); st.Misses != 1 {
+		b.Fatalf("stats %+v, want hits only", st)
+	}
+}
+
+func BenchmarkCacheHitRedis(b *testing.B) {
+	srv := redistest.Start(b)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), DisableIdentity: true})
+	rs, err := store.NewRedis(rdb)
+	if err != nil {
+		b.Fatal(err)
+	}
+	g, err := store.NewGuard(rs)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { rdb.Close(); g.Close() })
+	c := benchCache(b, g)
+	h := c.Handler(benchHandler)
+	r := httptest.NewRequest("GET", "http://example.com/api/data/1", nil)
+	h.ServeHTTP(httptest.NewRecorder(), r)
+	c.bg.wait()
+	benchServe(b, h, r)
+	st := c.Stats()
+	if st.Hits == 0 {
+		b.Fatalf("stats %+v, want hits", st)
+	}
+	// An op that outlived the guard's 100 ms timeout on a loaded machine is
+	// a miss: report how many there were rather than fail.
+	b.ReportMetric(float64(st.Misses-1), "misses")
+}
+
+// BenchmarkRedisRoundTrip is one GET of a cache entry's size through the
+// same client: the round trip a Redis hit may cost over a local one.
+func BenchmarkRedisRoundTrip(b *testing.B) {
+	srv := redistest.Start(b)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), DisableIdentity: true})
+	b.Cleanup(func() { rdb.Close() })
+	ctx := context.Background()
+	if err := rdb.Set(ctx, "k", benchBody, 0).Err(); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if _, err := rdb.Get(ctx, "k").Bytes(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkCacheMiss(b *testing.B) {
+	mem, err := store.NewMemory(64 << 20)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { mem.Close() })
+	c := benchCache(b, mem)
+	h := c.Handler(benchHandler)
+	reqs := make([]*http.Request, 1024)
+	for i := range reqs {
+		reqs[i] = httptest.NewRequest("GET", "http://example.com/api/data/"+strconv.Itoa(i), nil)
+	}
+	w := &benchWriter{h: make(http.Header, 8)}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		w.reset()
+		r := reqs[i%len(reqs)]
+		if i%len(reqs) == 0 {
+			b.StopTimer()
+			c.bg.wait()
+			for _, r := range reqs {
+				c.Purge(context.Background(), "http://example.com"+r.URL.Path)
+			}
+			b.StartTimer()
+		}
+		h.ServeHTTP(w, r)
+	}
+	b.StopTimer()
+	c.bg.wait()
+}

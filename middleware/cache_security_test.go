@@ -1,0 +1,189 @@
+package middleware
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+)
+
+// Contract 4 of the design: nothing private is shared.
+
+func TestSecuritySetCookieNeverReplayed(t *testing.T) {
+	tests := []struct {
+		name string
+		cc   string
+	}{
+		{name: "max-age", cc: "max-age=60"},
+		{name: "public", cc: "public, max-age=60"},
+		{name: "s-maxage", cc: "s-maxage=60"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var n atomic.Int64
+			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				id := n.Add(1)
+				w.Header().Set("Cache-Control", tt.cc)
+				http.SetCookie(w, &http.Cookie{Name: "session", Value: fmt.Sprint("user-", id)})
+				fmt.Fprintf(w, "hello user-%d", id)
+			})
+			c := newTestCache(t, newMapStore())
+			ch := c.Handler(h)
+			alice := do(c, ch, "GET", "http://example.com/me")
+			bob := do(c, ch, "GET", "http://example.com/me")
+			if strings.Contains(bob.Header().Get("Set-Cookie"), "user-1") || strings.Contains(bob.Body.String(), "user-1") {
+				t.Errorf("alice's cookie or page was replayed to bob: %q %q", bob.Header().Get("Set-Cookie"), bob.Body.String())
+			}
+			if alice.Header().Get("Set-Cookie") == "" {
+				t.Error("alice did not get her own cookie")
+			}
+		})
+	}
+}
+
+func TestSecurityAuthorizationPrivateAnswer(t *testing.T) {
+	tests := []struct {
+		name string
+		cc   string
+	}{
+		{name: "max-age only", cc: "max-age=60"},
+		{name: "private", cc: "private, max-age=60"},
+		{name: "no-store", cc: "no-store"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Cache-Control", tt.cc)
+				if auth := r.Header.Get("Authorization"); auth != "" {
+					fmt.Fprintf(w, "secret for %s", auth)
+					return
+				}
+				fmt.Fprint(w, "anonymous")
+			})
+			c := newTestCache(t, newMapStore())
+			ch := c.Handler(h)
+			do(c, ch, "GET", "http://example.com/account", "Authorization", "Bearer alice")
+			anon := do(c, ch, "GET", "http://example.com/account")
+			if anon.Body.String() != "anonymous" {
+				t.Errorf("an anonymous client got %q", anon.Body.String())
+			}
+			other := do(c, ch, "GET", "http://example.com/account", "Authorization", "Bearer bob")
+			if strings.Contains(other.Body.String(), "alice") {
+				t.Errorf("bob got %q", other.Body.String())
+			}
+		})
+	}
+}
+
+func TestSecurityHostsNeverShare(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		fmt.Fprintf(w, "tenant %s", r.Host)
+	})
+	c := newTestCache(t, newMapStore())
+	ch := c.Handler(h)
+	for _, host := range []string{"a.example.com", "b.example.com", "a.example.com:8080"} {
+		w := do(c, ch, "GET", "http://"+host+"/page")
+		if w.Body.String() != "tenant "+host {
+			t.Errorf("host %s got %q", host, w.Body.String())
+		}
+	}
+	// The same host again is a hit with its own page.
+	w := do(c, ch, "GET", "http://b.example.com/page")
+	if w.Body.String() != "tenant b.example.com" || !strings.Contains(w.Header().Get("Cache-Status"), "hit") {
+		t.Errorf("got %q %q", w.Body.String(), w.Header().Get("Cache-Status"))
+	}
+}
+
+func TestSecurityUnkeyedHeaderCannotPoison(t *testing.T) {
+	// A handler that (wrongly) reflects X-Forwarded-Host without naming it in
+	// Vary: the first cached copy wins, and a later request with the header
+	// cannot change what others get.
+	reflecting := func(vary bool) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Cache-Control", "max-age=60")
+			if vary {
+				w.Header().Set("Vary", "X-Forwarded-Host")
+			}
+			host := r.Header.Get("X-Forwarded-Host")
+			if host == "" {
+				host = r.Host
+			}
+			fmt.Fprintf(w, `<script src="//%s/app.js">`, host)
+		})
+	}
+	t.Run("cached entry not changed by an unkeyed header", func(t *testing.T) {
+		c := newTestCache(t, newMapStore())
+		ch := c.Handler(reflecting(false))
+		do(c, ch, "GET", "http://example.com/")
+		attack := do(c, ch, "GET", "http://example.com/", "X-Forwarded-Host", "evil.example")
+		victim := do(c, ch, "GET", "http://example.com/")
+		for _, w := range []*httptest.ResponseRecorder{attack, victim} {
+			if strings.Contains(w.Body.String(), "evil") {
+				t.Errorf("poisoned: %q", w.Body.String())
+			}
+		}
+	})
+	t.Run("keyed by Vary: the attacker's variant stays his", func(t *testing.T) {
+		c := newTestCache(t, newMapStore())
+		ch := c.Handler(reflecting(true))
+		do(c, ch, "GET", "http://example.com/", "X-Forwarded-Host", "evil.example")
+		victim := do(c, ch, "GET", "http://example.com/")
+		if strings.Contains(victim.Body.String(), "evil") {
+			t.Errorf("poisoned: %q", victim.Body.String())
+		}
+	})
+	t.Run("X-Forwarded-Host is not part of the key", func(t *testing.T) {
+		a := httptest.NewRequest("GET", "http://example.com/", nil)
+		b := httptest.NewRequest("GET", "http://example.com/", nil)
+		b.Header.Set("X-Forwarded-Host", "evil.example")
+		if DefaultKey(a) != DefaultKey(b) {
+			t.Error("the key depends on X-Forwarded-Host")
+		}
+	})
+}
+
+func TestSecurityHeaderOutsideKeyCannotChangeCachedBody(t *testing.T) {
+	// Request headers the key does not name never reach a cached answer.
+	var calls atomic.Int64
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.Header().Set("Cache-Control", "max-age=60")
+		fmt.Fprintf(w, "lang=%s", r.Header.Get("Accept-Language"))
+	})
+	c := newTestCache(t, newMapStore())
+	ch := c.Handler(h)
+	first := do(c, ch, "GET", "http://example.com/x", "Accept-Language", "en")
+	for _, hdr := range [][]string{
+		{"Accept-Language", "de"},
+		{"X-Forwarded-Host", "evil"},
+		{"X-Original-URL", "/admin"},
+		{"Cookie", "a=b"},
+	} {
+		w := do(c, ch, "GET", "http://example.com/x", hdr...)
+		if w.Body.String() != first.Body.String() {
+			t.Errorf("%s changed the cached body to %q", hdr[0], w.Body.String())
+		}
+	}
+	if calls.Load() != 1 {
+		t.Errorf("handler called %d times, want 1", calls.Load())
+	}
+}
+
+func TestSecurityKeysAreHashed(t *testing.T) {
+	// A request cannot choose the store key: whatever its URL, the key is a
+	// fixed-length hash.
+	s := newMapStore()
+	c := newTestCache(t, s)
+	h := c.Handler(newOrigin(200, "x", "Cache-Control", "max-age=60"))
+	do(c, h, "GET", "http://example.com/%0D%0ASET%20x%20y?a=%0d%0a")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k := range s.m {
+		if len(k) != len(hashKey("")) || strings.ContainsAny(k, " \r\n") {
+			t.Errorf("store key %q is not a hash", k)
+		}
+	}
+}

@@ -1,0 +1,76 @@
+package middleware
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+)
+
+// FuzzParseCacheControl parses arbitrary Cache-Control lines (and computes
+// lifetimes and storability with arbitrary Expires, Date and Age): no
+// panic, no negative or uncapped duration, canonical field lists, and a
+// result that does not depend on the order of the lines.
+func FuzzParseCacheControl(f *testing.F) {
+	for _, s := range []string{
+		"public, max-age=60, s-maxage=30, stale-while-revalidate=10, stale-if-error=86400",
+		`no-cache="Set-Cookie, X-A", private="x", max-stale, min-fresh=5`,
+		`max-age="60", must-revalidate, max-age=99999999999999999999`,
+		`private="a, no-store`,
+	} {
+		f.Add(s, "no-store", "Sun, 06 Nov 1994 08:49:37 GMT", "Sun, 06 Nov 1994 08:49:00 GMT", "30")
+	}
+	f.Add("", "", "0", "", "")
+	f.Fuzz(func(t *testing.T, line1, line2, expires, date, age string) {
+		h := http.Header{"Cache-Control": {line1, line2}}
+		cc := parseCacheControl(h)
+		for name, d := range map[string]time.Duration{
+			"max-age": cc.MaxAge, "s-maxage": cc.SMaxAge, "stale-while-revalidate": cc.StaleWhileRevalidate,
+			"stale-if-error": cc.StaleIfError, "min-fresh": cc.MinFresh,
+		} {
+			if d < 0 || d > maxDelta {
+				t.Fatalf("%s = %v", name, d)
+			}
+		}
+		if cc.MaxStale < 0 || cc.MaxStale > maxDelta && cc.MaxStale != anyStale {
+			t.Fatalf("max-stale = %v", cc.MaxStale)
+		}
+		for _, fields := range [][]string{cc.NoCacheFields, cc.PrivateFields} {
+			if !slices.IsSorted(fields) || len(slices.Compact(slices.Clone(fields))) != len(fields) {
+				t.Fatalf("fields not sorted and unique: %q", fields)
+			}
+			for _, n := range fields {
+				if !isToken(n) || http.CanonicalHeaderKey(n) != n {
+					t.Fatalf("field %q not canonical", n)
+				}
+			}
+		}
+		if rev := parseCacheControl(http.Header{"Cache-Control": {line2, line1}}); !reflect.DeepEqual(rev, cc) {
+			t.Fatalf("line order matters:\n%+v\n%+v", cc, rev)
+		}
+
+		h.Set("Expires", expires)
+		h.Set("Date", date)
+		h.Set("Age", age)
+		now := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+		p := policy{DefaultTTL: time.Hour, StaleIfError: 24 * time.Hour, Shared: true, Now: func() time.Time { return now }}
+		fresh, swr, sie := lifetimes(h, cc, now, p)
+		for _, d := range []time.Duration{fresh, swr, sie} {
+			if d < 0 || d > maxDelta {
+				t.Fatalf("lifetimes = %v, %v, %v", fresh, swr, sie)
+			}
+		}
+		if (cc.NoCache || cc.MustRevalidate || cc.ProxyRevalidate) && (swr != 0 || sie != 0) {
+			t.Fatalf("stale windows %v, %v despite %+v", swr, sie, cc)
+		}
+		ok, reason := storable(httptest.NewRequest(http.MethodGet, "/", nil), http.StatusOK, h, cc, p)
+		if ok == (reason != "") {
+			t.Fatalf("storable = %v, %q", ok, reason)
+		}
+		if ok && (cc.NoStore || cc.Private) {
+			t.Fatalf("stored despite %+v", cc)
+		}
+	})
+}

@@ -1,0 +1,109 @@
+// Package middleware holds failsoft's net/http middleware: the response
+// cache ([Cache]), Redis-failure recovery, and a ready-made chain in the
+// recommended order. Every constructor has alice's shape.
+//
+// # The response cache
+//
+// [New] builds a [Cache] over a store.Store, normally a store.Tiered (an
+// in-process tier) over a store.Guard (breaker and op timeout) over
+// store.Redis; c.Handler wraps any handler, unchanged:
+//
+//	c, err := middleware.New(tiered, middleware.WithDefaultTTL(time.Minute))
+//	...
+//	defer c.Close()
+//	http.Handle("/api/", alice.New(c.Handler).Then(api))
+//
+// What it caches. GET and HEAD (a HEAD is answered from a GET's entry; a
+// HEAD miss is not stored). Other methods pass through; a POST, PUT, PATCH
+// or DELETE answered 2xx or 3xx deletes the entries of its URL and of its
+// Location and Content-Location on the same host (RFC 9111 §4.4) before
+// the response completes. A response is stored by RFC 9111's rules for a
+// shared cache: its status is one of [WithStatuses]; freshness comes from
+// s-maxage, max-age, Expires, or [WithDefaultTTL] (default 0: a response
+// that says nothing is not stored); never a response with no-store,
+// private, Set-Cookie or Vary: *, nor the answer to a request with
+// Authorization unless the response says public, s-maxage or
+// must-revalidate. Fields named by a qualified private or no-cache, and
+// hop-by-hop fields, are left out of the stored copy.
+//
+// Keys. The key material comes from [WithKeyFunc] (default [DefaultKey]:
+// method, host, path and sorted query, never X-Forwarded-Host) and is
+// hashed before it reaches the store; material longer than
+// [WithMaxKeyBytes] bypasses the cache. A response with Vary is stored under
+// a variant key (the material, a random nonce and the request's values of
+// the named headers) and a marker under the primary key; [Cache.Purge]
+// deletes the marker, which orphans every variant.
+//
+// Answers. A fresh entry is served with the handler's status, header fields
+// and body byte for byte; only Age and Cache-Status are added (the stored
+// Date is kept). A request's If-None-Match (weak comparison) or, without it,
+// If-Modified-Since, is answered 304 from an entry with an ETag or
+// Last-Modified. Request directives: no-store bypasses the cache; no-cache,
+// max-age=0 or a max-age or min-fresh the entry fails go to the handler (and
+// may store its answer); only-if-cached without an entry answers 504.
+// max-stale is not honoured.
+//
+// Stale entries. Within stale-while-revalidate (RFC 5861) a stale entry is
+// served at once and one background refresh per key runs the handler
+// (bounded by [WithMaxRefreshes] and [WithRefreshTimeout]; Close cancels
+// refreshes). Beyond it the request goes to the handler; when the entry has
+// a validator and the client sent no conditional header of its own, the
+// handler gets If-None-Match or If-Modified-Since, and a 304 refreshes the
+// stored entry's header fields and lifetimes (RFC 9111 §4.3.4) while the
+// client gets the stored response. When the handler answers 500, 502, 503,
+// 504 or another 5xx but 501, panics, or outlives [WithHandlerTimeout], a
+// stale entry within its stale-if-error window (the response's own, else
+// [WithStaleIfError], default 24 h; none with must-revalidate) answers
+// instead; without one the failure passes on unchanged, a panic included
+// (http.ErrAbortHandler always passes on).
+//
+// Coalescing. Concurrent misses of one key call the handler once; the
+// others wait, at most [WithCoalesceWait] and never past their own context,
+// and get the leader's response when it is storable (an uncacheable answer
+// goes to its own requester alone, and the others call the handler
+// themselves). It is in-process, so it works while Redis is down.
+//
+// Writes. The response goes to the client first; the entry is stored by a
+// background write, at most [WithMaxPendingWrites] at once (more are
+// dropped and counted). Until a write is done this process reads the entry
+// from its pending writes, so the next request is a hit. An entry's store
+// TTL ends with its stale-if-error window (an entry with a validator is
+// kept at least the default stale-if-error window, to be revalidated).
+//
+// Streaming. The handler writes into a buffer of up to [WithMaxBodyBytes]
+// (default 1 MiB) so that a 5xx can still be replaced. A handler that
+// flushes, hijacks, declares trailers or writes more than the limit streams
+// through uncached from then on; its response cannot be shared or replaced.
+//
+// Failures of the store. A lookup error is a miss (counted in
+// [Stats].StoreErrors, Cache-Status detail=store-error); an entry that does
+// not decode is a miss, logged at Warn at most once a minute, and
+// overwritten. The request's context is marked with store.TrackFailures, so
+// that the guard and the go-redis hook can record a Redis failure the
+// handler saw; a stale answer for such a request says so in its detail.
+//
+// # Cache-Status
+//
+// Every response the cache handles carries one Cache-Status member (RFC
+// 9211) named by [WithName] (default "failsoft"):
+//
+//	failsoft; hit; ttl=42                               fresh entry (or 304 from it)
+//	failsoft; hit; ttl=-5; detail=stale-while-revalidate stale entry served, refreshed in the background
+//	failsoft; fwd=uri-miss; fwd-status=200; stored      no entry; the answer was stored
+//	failsoft; fwd=vary-miss; fwd-status=200; stored     no entry for this variant
+//	failsoft; fwd=stale; fwd-status=304; stored         stale entry revalidated by the handler
+//	failsoft; fwd=request; fwd-status=200               the request asked for the handler (no-cache)
+//	failsoft; fwd=miss; ...; detail=store-error         the lookup failed
+//	failsoft; fwd=uri-miss; fwd-status=200; collapsed   answered by a concurrent request's handler call
+//	failsoft; fwd=stale; fwd-status=500; ttl=-60; detail=stale-if-error
+//	                                                    the handler failed; a stale entry answered
+//	                                                    (detail also stale-if-panic, stale-if-timeout;
+//	                                                    "-redis" appended when a Redis failure was seen)
+//	failsoft; fwd=uri-miss; fwd-status=200; detail=streamed  the answer streamed through uncached
+//	failsoft; fwd=bypass; detail=no-store|no-key        not handled by the cache
+//	failsoft; fwd=method                                another method
+//
+// A stale entry served without calling the handler is a hit with a negative
+// ttl; a stale entry served because the handler failed is fwd=stale, since
+// the request did go forward.
+package middleware

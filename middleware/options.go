@@ -1,0 +1,264 @@
+package middleware
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"time"
+)
+
+// Option configures a [Cache] built by [New]. Each option's doc states its
+// default; New validates the result once and returns an error for a bad
+// value.
+type Option func(*options)
+
+// options are a Cache's settings after the defaults were applied.
+type options struct {
+	key              KeyFunc
+	name             string
+	defaultTTL       time.Duration
+	staleIfError     time.Duration
+	maxBody          int
+	maxKey           int
+	statuses         map[int]bool
+	handlerTimeout   time.Duration
+	coalesceWait     time.Duration
+	maxRefreshes     int
+	maxPendingWrites int
+	refreshTimeout   time.Duration
+	logger           *slog.Logger
+	now              func() time.Time
+	err              error // the first error an option met while applying
+}
+
+const (
+	// DefaultName is the cache's name in the Cache-Status header.
+	DefaultName = "failsoft"
+	// DefaultStaleIfError is the stale-if-error window of a response that
+	// names none: serve old data rather than none.
+	DefaultStaleIfError = 24 * time.Hour
+	// DefaultMaxBodyBytes is the largest response body stored; larger
+	// responses stream through uncached.
+	DefaultMaxBodyBytes = 1 << 20
+	// DefaultMaxKeyBytes is the longest key material (see [KeyFunc]) cached;
+	// requests with longer material bypass the cache.
+	DefaultMaxKeyBytes = 8 << 10
+	// DefaultCoalesceWait bounds how long a request waits for another
+	// request's handler call of the same key before calling the handler
+	// itself.
+	DefaultCoalesceWait = 5 * time.Second
+	// DefaultMaxRefreshes bounds the background refreshes
+	// (stale-while-revalidate) that run at once.
+	DefaultMaxRefreshes = 16
+	// DefaultMaxPendingWrites bounds the background store writes that run
+	// at once; more are dropped and counted in [Stats].Dropped.
+	DefaultMaxPendingWrites = 256
+	// DefaultRefreshTimeout bounds one background refresh.
+	DefaultRefreshTimeout = 30 * time.Second
+)
+
+// defaultStatuses are the statuses RFC 9110 §15.1 calls heuristically
+// cacheable, less 206 (ranges are not stored) and 308.
+var defaultStatuses = [...]int{200, 203, 204, 300, 301, 404, 405, 410, 414, 501}
+
+func defaultOptions() options {
+	st := make(map[int]bool, len(defaultStatuses))
+	for _, s := range defaultStatuses {
+		st[s] = true
+	}
+	return options{
+		key:              DefaultKey,
+		name:             DefaultName,
+		staleIfError:     DefaultStaleIfError,
+		maxBody:          DefaultMaxBodyBytes,
+		maxKey:           DefaultMaxKeyBytes,
+		statuses:         st,
+		coalesceWait:     DefaultCoalesceWait,
+		maxRefreshes:     DefaultMaxRefreshes,
+		maxPendingWrites: DefaultMaxPendingWrites,
+		refreshTimeout:   DefaultRefreshTimeout,
+		now:              time.Now,
+	}
+}
+
+// buildOptions applies opts over the defaults and validates the result.
+func buildOptions(opts []Option) (options, error) {
+	o := defaultOptions()
+	for _, opt := range opts {
+		if opt == nil {
+			return o, errors.New("middleware: nil Option")
+		}
+		opt(&o)
+	}
+	if o.logger == nil {
+		o.logger = slog.Default()
+	}
+	var errs []error
+	if o.err != nil {
+		errs = append(errs, o.err)
+	}
+	if o.key == nil {
+		errs = append(errs, errors.New("key function is nil"))
+	}
+	if !validToken(o.name) {
+		errs = append(errs, fmt.Errorf("cache name %q is not a structured-field token", o.name))
+	}
+	if o.defaultTTL < 0 {
+		errs = append(errs, fmt.Errorf("default TTL %v is negative", o.defaultTTL))
+	}
+	if o.staleIfError < 0 {
+		errs = append(errs, fmt.Errorf("stale-if-error window %v is negative", o.staleIfError))
+	}
+	if o.maxBody <= 0 {
+		errs = append(errs, fmt.Errorf("max body bytes %d is not positive", o.maxBody))
+	}
+	if o.maxKey <= 0 {
+		errs = append(errs, fmt.Errorf("max key bytes %d is not positive", o.maxKey))
+	}
+	if o.handlerTimeout < 0 {
+		errs = append(errs, fmt.Errorf("handler timeout %v is negative", o.handlerTimeout))
+	}
+	if o.coalesceWait < 0 {
+		errs = append(errs, fmt.Errorf("coalesce wait %v is negative", o.coalesceWait))
+	}
+	if o.maxRefreshes < 0 {
+		errs = append(errs, fmt.Errorf("max refreshes %d is negative", o.maxRefreshes))
+	}
+	if o.maxPendingWrites <= 0 {
+		errs = append(errs, fmt.Errorf("max pending writes %d is not positive", o.maxPendingWrites))
+	}
+	if o.refreshTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("refresh timeout %v is not positive", o.refreshTimeout))
+	}
+	if o.now == nil {
+		errs = append(errs, errors.New("clock is nil"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return o, fmt.Errorf("middleware: invalid options: %w", err)
+	}
+	return o, nil
+}
+
+// validToken reports whether s is an RFC 8941 token, as a Cache-Status
+// cache name must be.
+func validToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	c := s[0]
+	if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '*') {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case c == ':' || c == '/':
+		case c < 0x7f && c > 0x20 && !isSeparator(c):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// isSeparator reports whether c is an RFC 9110 delimiter (not a tchar).
+func isSeparator(c byte) bool {
+	for i := 0; i < len(`"(),/:;<=>?@[\]{}`); i++ {
+		if c == `"(),/:;<=>?@[\]{}`[i] {
+			return true
+		}
+	}
+	return false
+}
+
+// WithKeyFunc sets how the key material of a request is computed; a
+// function that returns "" makes the cache bypass that request. The
+// material is hashed before it reaches the store. Default: [DefaultKey].
+func WithKeyFunc(f KeyFunc) Option { return func(o *options) { o.key = f } }
+
+// WithName sets the cache's name in the Cache-Status header (RFC 9211); it
+// must be a structured-field token. Default: "failsoft" ([DefaultName]).
+func WithName(name string) Option { return func(o *options) { o.name = name } }
+
+// WithDefaultTTL sets the freshness lifetime of a storable response that
+// states none (no s-maxage, max-age or Expires). Default: 0, such responses
+// are not stored: a shared cache that invents freshness serves stale data to
+// handlers that never asked to be cached. Set it to cache handlers that say
+// nothing about caching, such as the documented data endpoint.
+func WithDefaultTTL(d time.Duration) Option { return func(o *options) { o.defaultTTL = d } }
+
+// WithStaleIfError sets the stale-if-error window (RFC 5861) of a response
+// that names none: how long after its freshness ends a stored response may
+// still answer when the handler fails. 0 turns the default window off (a
+// response's own stale-if-error still counts). Default: 24 h
+// ([DefaultStaleIfError]).
+func WithStaleIfError(d time.Duration) Option { return func(o *options) { o.staleIfError = d } }
+
+// WithMaxBodyBytes sets the largest body stored; a handler that writes more
+// streams through uncached. Default: 1 MiB ([DefaultMaxBodyBytes]).
+func WithMaxBodyBytes(n int) Option { return func(o *options) { o.maxBody = n } }
+
+// WithMaxKeyBytes sets the longest key material cached; requests with
+// longer material bypass the cache. Default: 8 KiB ([DefaultMaxKeyBytes]).
+func WithMaxKeyBytes(n int) Option { return func(o *options) { o.maxKey = n } }
+
+// WithStatuses sets the response statuses that may be stored; statuses
+// outside 200..599 are an error. Default: 200, 203, 204, 300, 301, 404, 405,
+// 410, 414 and 501.
+func WithStatuses(statuses ...int) Option {
+	statuses = slices.Clone(statuses)
+	return func(o *options) {
+		m := make(map[int]bool, len(statuses))
+		for _, s := range statuses {
+			if s < 200 || s > 599 || s == http.StatusNotModified {
+				if o.err == nil {
+					o.err = fmt.Errorf("status %d cannot be stored", s)
+				}
+				continue
+			}
+			m[s] = true
+		}
+		o.statuses = m
+	}
+}
+
+// WithHandlerTimeout sets a deadline for the handler when a stale copy
+// within its stale-if-error window exists: when it passes, the stale copy
+// answers at once, the handler's context is cancelled and what it writes
+// later is discarded (as with [http.TimeoutHandler]). Without a stale copy
+// the handler runs as long as it takes. 0 turns it off. Default: 0.
+func WithHandlerTimeout(d time.Duration) Option { return func(o *options) { o.handlerTimeout = d } }
+
+// WithCoalesceWait bounds how long a request waits for a concurrent request
+// of the same key that is already calling the handler; after that it calls
+// the handler itself. 0 turns coalescing off. Default: 5 s
+// ([DefaultCoalesceWait]).
+func WithCoalesceWait(d time.Duration) Option { return func(o *options) { o.coalesceWait = d } }
+
+// WithMaxRefreshes bounds the background refreshes (stale-while-revalidate)
+// that run at once; when all are busy a stale response is still served, but
+// not refreshed. 0 turns background refreshes off. Default: 16
+// ([DefaultMaxRefreshes]).
+func WithMaxRefreshes(n int) Option { return func(o *options) { o.maxRefreshes = n } }
+
+// WithMaxPendingWrites bounds the background store writes that run at once;
+// a write beyond it is dropped and counted in [Stats].Dropped. Default: 256
+// ([DefaultMaxPendingWrites]).
+func WithMaxPendingWrites(n int) Option { return func(o *options) { o.maxPendingWrites = n } }
+
+// WithRefreshTimeout bounds one background refresh: the handler's context
+// ends after it. Default: 30 s ([DefaultRefreshTimeout]).
+func WithRefreshTimeout(d time.Duration) Option { return func(o *options) { o.refreshTimeout = d } }
+
+// WithLogger sets the logger. Per-request events (hit, miss, stale, bypass,
+// coalesced, refresh) are logged at Debug; trouble that could repeat on
+// every request (a corrupt entry, failing writes) is logged at Warn at most
+// once a minute per kind. Default: slog.Default().
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithClock sets the time source used for freshness, Age and the log rate
+// limit, for tests. Default: time.Now.
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }

@@ -1,0 +1,202 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Redis is a [Store] over a caller-built redis.UniversalClient: a single
+// node, Sentinel (failover) or Cluster client. Every key is written as the
+// store's prefix followed by the key, so that stores with different prefixes
+// share one Redis without seeing each other's entries.
+//
+// A Redis is safe for concurrent use; it holds no state besides the client
+// and its settings. The zero value is not usable: build one with [NewRedis];
+// its methods return [ErrClosed] on the zero value.
+//
+// Failures: a miss is [ErrNotFound]; bad input is [ErrInvalidKey],
+// [ErrValueTooLarge] or [ErrInvalidTTL] and never reaches Redis; every other
+// error is the go-redis error wrapped with a "store: redis <op>:" prefix, so
+// [Classify] sees the reply or network error underneath. Redis does not
+// bound how long a call may take beyond the client's own timeouts: wrap it in
+// a [Guard] for that. Errors never contain the client's password: go-redis
+// does not put it in its errors, and neither does Redis.
+type Redis struct {
+	client        redis.UniversalClient
+	prefix        string
+	maxKeyBytes   int
+	maxValueBytes int
+}
+
+var (
+	_ Store     = (*Redis)(nil)
+	_ TTLGetter = (*Redis)(nil)
+	_ Pinger    = (*Redis)(nil)
+)
+
+// NewRedis returns a Store that keeps its entries in Redis through client.
+//
+// It reads [WithPrefix] (default "failsoft:", [DefaultPrefix]; "" means no
+// namespace), [WithMaxKeyBytes] (default 1024, not counting the prefix) and
+// [WithMaxValueBytes] (default 2 MiB), and ignores the other options. A nil
+// client (also a typed nil such as a nil *redis.Client) or a bad option is
+// an error.
+//
+// The store does not own client: it never closes it, and the caller closes
+// it after the last use of the store. NewRedis does not contact the server.
+func NewRedis(client redis.UniversalClient, opts ...Option) (*Redis, error) {
+	if isNil(client) {
+		return nil, errors.New("store: NewRedis: nil redis client")
+	}
+	o, err := buildOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	return &Redis{
+		client:        client,
+		prefix:        o.prefix,
+		maxKeyBytes:   o.maxKeyBytes,
+		maxValueBytes: o.maxValueBytes,
+	}, nil
+}
+
+// isNil reports whether v is nil or an interface holding a nil pointer, map,
+// func, chan or slice. It is used once per constructor, never on a hot path.
+func isNil(v any) bool {
+	if v == nil {
+		return true
+	}
+	switch rv := reflect.ValueOf(v); rv.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Func, reflect.Chan, reflect.Slice, reflect.Interface:
+		return rv.IsNil()
+	}
+	return false
+}
+
+// Prefix returns the namespace prepended to every key.
+func (s *Redis) Prefix() string {
+	if s == nil {
+		return ""
+	}
+	return s.prefix
+}
+
+// usable returns ErrClosed for a Redis not built by NewRedis.
+func (s *Redis) usable() error {
+	if s == nil || s.client == nil {
+		return fmt.Errorf("%w: Redis store not built by NewRedis", ErrClosed)
+	}
+	return nil
+}
+
+// Get returns a copy of the value stored under key (the caller owns it), or
+// [ErrNotFound] when there is none. It sends one GET.
+func (s *Redis) Get(ctx context.Context, key string) ([]byte, error) {
+	if err := s.usable(); err != nil {
+		return nil, err
+	}
+	if err := checkKey(key, s.maxKeyBytes); err != nil {
+		return nil, err
+	}
+	v, err := s.client.Get(ctx, s.prefix+key).Bytes()
+	switch {
+	case err == nil:
+		return v, nil
+	case errors.Is(err, redis.Nil):
+		return nil, ErrNotFound
+	}
+	return nil, fmt.Errorf("store: redis get: %w", err)
+}
+
+// GetTTL is Get that also returns the entry's remaining time to live, in one
+// round trip (a pipeline of GET and PTTL). A ttl of 0 means the entry has no
+// expiry (it was written without one, by something other than Set). An entry
+// that expires between the two commands is a miss.
+func (s *Redis) GetTTL(ctx context.Context, key string) ([]byte, time.Duration, error) {
+	if err := s.usable(); err != nil {
+		return nil, 0, err
+	}
+	if err := checkKey(key, s.maxKeyBytes); err != nil {
+		return nil, 0, err
+	}
+	k := s.prefix + key
+	var get *redis.StringCmd
+	var pttl *redis.DurationCmd
+	// The pipeline's own error is the first failed command's; each command's
+	// error is checked below instead, so that a miss is told from a failure.
+	_, _ = s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		get = p.Get(ctx, k)
+		pttl = p.PTTL(ctx, k)
+		return nil
+	})
+	v, err := get.Bytes()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return nil, 0, ErrNotFound
+	case err != nil:
+		return nil, 0, fmt.Errorf("store: redis get: %w", err)
+	}
+	ttl, err := pttl.Result()
+	if err != nil {
+		return nil, 0, fmt.Errorf("store: redis pttl: %w", err)
+	}
+	switch {
+	case ttl == -2: // gone since the GET
+		return nil, 0, ErrNotFound
+	case ttl < 0: // -1: no expiry
+		return v, 0, nil
+	case ttl < time.Millisecond: // PTTL 0: less than a millisecond left
+		return v, time.Millisecond, nil
+	}
+	return v, ttl, nil
+}
+
+// Set stores value under key for ttl, which must be positive; Redis keeps
+// millisecond precision and a ttl under 1 ms is rounded up to 1 ms. The
+// value is sent as is and not retained. An entry of another type under the
+// key (a hash, say) is replaced, as SET does.
+func (s *Redis) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	if err := s.usable(); err != nil {
+		return err
+	}
+	if err := checkSet(key, value, ttl, s.maxKeyBytes, s.maxValueBytes); err != nil {
+		return err
+	}
+	// go-redis logs through its global logger for a sub-millisecond ttl.
+	ttl = max(ttl, time.Millisecond)
+	if err := s.client.Set(ctx, s.prefix+key, value, ttl).Err(); err != nil {
+		return fmt.Errorf("store: redis set: %w", err)
+	}
+	return nil
+}
+
+// Delete removes key with DEL. Deleting a missing key is not an error.
+func (s *Redis) Delete(ctx context.Context, key string) error {
+	if err := s.usable(); err != nil {
+		return err
+	}
+	if err := checkKey(key, s.maxKeyBytes); err != nil {
+		return err
+	}
+	if err := s.client.Del(ctx, s.prefix+key).Err(); err != nil {
+		return fmt.Errorf("store: redis delete: %w", err)
+	}
+	return nil
+}
+
+// Ping sends PING and returns its error, wrapped. For a Cluster client it
+// pings one node, as go-redis does.
+func (s *Redis) Ping(ctx context.Context) error {
+	if err := s.usable(); err != nil {
+		return err
+	}
+	if err := s.client.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("store: redis ping: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,371 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Tiered is a [Store] that keeps an in-process copy ([Memory]) of the
+// entries of a shared remote store (usually a [Guard] around [Redis]), reads
+// the copy first, and keeps answering from it while the remote is
+// unavailable.
+//
+// Get. A local copy that was written or confirmed against the remote less
+// than the coherence window ago ([WithCoherence], default 2 s) is returned
+// without asking the remote, so a purge or update made elsewhere is seen
+// within that window. Otherwise the remote is asked:
+//   - a hit refreshes the local copy and is returned. When the remote
+//     implements [TTLGetter], the copy takes the remote entry's remaining
+//     ttl, so it never outlives it; otherwise a refreshed copy keeps its
+//     ttl, and a new one is kept for the coherence window only (with a
+//     coherence of 0, not at all);
+//   - a miss usually means the entry was purged or has expired elsewhere:
+//     the local copy is dropped and [ErrNotFound] returned. But if the
+//     remote has been seen unavailable and then available again since the
+//     copy was last written or confirmed (the remote may have restarted
+//     empty), the copy is returned and written back to the remote in the
+//     background with its remaining ttl: a backfill. At most
+//     [WithMaxBackfills] (default 16) run at once; others are dropped,
+//     logged at debug level, and tried again on a later Get. (A copy of a
+//     remote entry that had no expiry is not written back: the miss wins.)
+//   - an outage ([IsUnavailable]) or any other error returns the local copy
+//     if there is one (a copy answers for its whole ttl while the remote is
+//     down), and the error, wrapped, if there is none.
+//
+// Set writes the local copy, then the remote, and returns the remote's
+// error; the local copy stays, so a value written during an outage is
+// backfilled once the remote is back. A value heavier than the in-process
+// budget goes to the remote only. Delete removes both copies and returns
+// the remote's error.
+//
+// A remote seen down since it was last seen up is detected only through
+// calls that reach it (Get past the coherence window, Set, Delete, Ping); a
+// remote that restarts empty while no call reaches it looks like a purge.
+// Each down and up transition is logged once ([WithLogger]).
+//
+// Tiered is safe for concurrent use. The zero value is not usable: build one
+// with [NewTiered]. It does not own its tiers: Close waits for backfills but
+// closes neither the local nor the remote store, which the caller closes
+// after Close. After Close, methods return [ErrClosed].
+type Tiered struct {
+	local     *Memory
+	remote    Store
+	remoteTTL TTLGetter // remote as a TTLGetter, nil if it is not one
+	coherence int64     // nanoseconds
+	now       func() time.Time
+	log       *slog.Logger
+
+	// gen counts the remote's recoveries: it is incremented when the remote
+	// answers after having been seen down. A local copy older than the
+	// current generation may be missing from the remote.
+	gen  atomic.Uint64
+	down atomic.Bool
+
+	slots  chan struct{} // one token per running backfill
+	mu     sync.Mutex    // orders wg.Add against Close
+	closed atomic.Bool
+	wg     sync.WaitGroup
+}
+
+var (
+	_ Store     = (*Tiered)(nil)
+	_ TTLGetter = (*Tiered)(nil)
+	_ Pinger    = (*Tiered)(nil)
+)
+
+// NewTiered returns a Store that reads local first and fills it from remote,
+// as described on [Tiered]. Neither may be nil, and they must differ.
+//
+// It reads [WithCoherence] (default 2 s; 0 asks the remote on every Get),
+// [WithMaxBackfills] (default 16), [WithLogger] (default slog.Default()) and
+// [WithClock] (default time.Now; it times the coherence window, while
+// expiry follows local's own clock), and ignores the other options. Keys and
+// values are checked against local's limits ([WithMaxKeyBytes],
+// [WithMaxValueBytes] given to [NewMemory]) before either tier is used.
+func NewTiered(local *Memory, remote Store, opts ...Option) (*Tiered, error) {
+	if local == nil || local.cache == nil {
+		return nil, errors.New("store: NewTiered: nil local store (build it with NewMemory)")
+	}
+	if isNil(remote) {
+		return nil, errors.New("store: NewTiered: nil remote store")
+	}
+	if m, ok := remote.(*Memory); ok && m == local {
+		return nil, errors.New("store: NewTiered: local and remote are the same store")
+	}
+	o, err := buildOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	t := &Tiered{
+		local:     local,
+		remote:    remote,
+		coherence: int64(o.coherence),
+		now:       o.now,
+		log:       o.logger,
+		slots:     make(chan struct{}, o.maxBackfills),
+	}
+	t.remoteTTL, _ = remote.(TTLGetter)
+	return t, nil
+}
+
+// usable returns ErrClosed for a closed Tiered or one not built by NewTiered.
+func (t *Tiered) usable() error {
+	if t == nil || t.local == nil {
+		return fmt.Errorf("%w: Tiered store not built by NewTiered", ErrClosed)
+	}
+	if t.closed.Load() {
+		return ErrClosed
+	}
+	return nil
+}
+
+// Get returns a copy of the value under key (the caller owns it), from the
+// local copy or the remote, as described on [Tiered].
+func (t *Tiered) Get(ctx context.Context, key string) ([]byte, error) {
+	v, _, err := t.get(ctx, key, false)
+	return v, err
+}
+
+// GetTTL is Get that also returns the remaining ttl of the copy returned: the
+// remote's when it came from a remote that is a [TTLGetter], the local
+// copy's otherwise; 0 means no expiry. A value from a remote that is not a
+// TTLGetter, with a coherence of 0, has no known ttl: it is reported as 1ns.
+func (t *Tiered) GetTTL(ctx context.Context, key string) ([]byte, time.Duration, error) {
+	return t.get(ctx, key, true)
+}
+
+func (t *Tiered) get(ctx context.Context, key string, wantTTL bool) ([]byte, time.Duration, error) {
+	if err := t.usable(); err != nil {
+		return nil, 0, err
+	}
+	if err := checkKey(key, t.local.maxKeyBytes); err != nil {
+		return nil, 0, err
+	}
+	checkNow := t.now().UnixNano()
+	local, haveLocal := t.local.getItem(key)
+	// A clock stepped back makes the age negative: ask the remote then.
+	if age := checkNow - local.checkedAt; haveLocal && age >= 0 && age < t.coherence {
+		var ttl time.Duration
+		if wantTTL {
+			ttl = local.ttl(t.local.nowNano())
+		}
+		return clone(local.value), ttl, nil
+	}
+
+	value, ttl, err := t.remoteGet(ctx, key)
+	memNow := t.local.nowNano()
+	if haveLocal && !local.live(memNow) {
+		haveLocal = false
+	}
+	switch {
+	case err == nil:
+		t.markUp(ctx)
+		it := item{value: value, checkedAt: checkNow, gen: t.gen.Load()}
+		switch {
+		case t.remoteTTL != nil && ttl == 0:
+			it.expiresAt = noExpiry
+		case t.remoteTTL != nil:
+			it.expiresAt = deadline(memNow, ttl)
+		case haveLocal:
+			it.expiresAt = local.expiresAt
+		case t.coherence > 0:
+			it.expiresAt = deadline(memNow, time.Duration(t.coherence))
+		default:
+			// No ttl to give a new copy: serve the remote's value only, and
+			// claim no lifetime for it.
+			return value, time.Nanosecond, nil
+		}
+		if t.local.setItem(key, it) != nil {
+			// Too heavy for the in-process budget: drop an older copy too.
+			t.local.deleteItem(key)
+			return value, it.ttl(memNow), nil
+		}
+		return clone(value), it.ttl(memNow), nil
+
+	case errors.Is(err, ErrNotFound):
+		t.markUp(ctx)
+		// A copy without expiry came from a remote entry without one, which
+		// Set cannot write back: the miss wins.
+		if haveLocal && local.gen < t.gen.Load() && local.expiresAt != noExpiry {
+			t.backfill(ctx, key, local, checkNow, memNow)
+			return clone(local.value), local.ttl(memNow), nil
+		}
+		if haveLocal {
+			t.local.deleteItem(key)
+		}
+		return nil, 0, err
+
+	case IsUnavailable(err):
+		t.markDown(ctx, err)
+	}
+	if haveLocal {
+		return clone(local.value), local.ttl(memNow), nil
+	}
+	return nil, 0, fmt.Errorf("store: tiered get: %w", err)
+}
+
+// remoteGet asks the remote, for the ttl too when it can tell it.
+func (t *Tiered) remoteGet(ctx context.Context, key string) ([]byte, time.Duration, error) {
+	if t.remoteTTL != nil {
+		return t.remoteTTL.GetTTL(ctx, key)
+	}
+	v, err := t.remote.Get(ctx, key)
+	return v, 0, err
+}
+
+// backfill writes the local copy it of key back to the remote in a goroutine
+// owned by t, unless maxBackfills are already running or t is closing. It
+// first marks the copy confirmed at the current generation, so that reads
+// within the coherence window do not ask again; should the write fail with an
+// outage, the next recovery makes the copy older than the generation again.
+func (t *Tiered) backfill(ctx context.Context, key string, it item, checkNow, memNow int64) {
+	select {
+	case t.slots <- struct{}{}:
+	default:
+		t.log.LogAttrs(ctx, slog.LevelDebug, "store: tiered: backfill dropped: too many running",
+			slog.Int("max_backfills", cap(t.slots)))
+		return
+	}
+	t.mu.Lock()
+	if t.closed.Load() {
+		t.mu.Unlock()
+		<-t.slots
+		return
+	}
+	t.wg.Add(1)
+	t.mu.Unlock()
+
+	it.checkedAt, it.gen = checkNow, t.gen.Load()
+	_ = t.local.setItem(key, it) // it fitted before
+	ttl := it.ttl(memNow)
+	// The write outlives the request: it keeps the request's values (trace
+	// ids, the failure tracker) but not its cancellation. Its duration is
+	// bounded by the remote (a Guard's op timeout); Close waits for it.
+	bctx := context.WithoutCancel(ctx)
+	go func() {
+		defer t.wg.Done()
+		defer func() { <-t.slots }()
+		err := t.remote.Set(bctx, key, it.value, ttl)
+		t.observe(bctx, err)
+		if err != nil {
+			t.log.LogAttrs(bctx, slog.LevelDebug, "store: tiered: backfill failed",
+				slog.String("error", err.Error()))
+		}
+	}()
+}
+
+// Set stores value under key for ttl in the local tier and then in the
+// remote, and returns the remote's error, wrapped. Bad input is refused
+// before either is written.
+func (t *Tiered) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	if err := t.usable(); err != nil {
+		return err
+	}
+	if err := checkSet(key, value, ttl, t.local.maxKeyBytes, t.local.maxValueBytes); err != nil {
+		return err
+	}
+	gen := t.gen.Load()
+	it := item{
+		value:     clone(value),
+		expiresAt: deadline(t.local.nowNano(), ttl),
+		checkedAt: t.now().UnixNano(),
+		gen:       gen,
+	}
+	stored := t.local.setItem(key, it) == nil
+	if !stored {
+		t.local.deleteItem(key) // too heavy: an older copy must not linger
+	}
+	err := t.remote.Set(ctx, key, value, ttl)
+	t.observe(ctx, err)
+	if err != nil {
+		return fmt.Errorf("store: tiered set: %w", err)
+	}
+	if now := t.gen.Load(); stored && now != gen {
+		// This write is what showed the remote back: the copy is in the
+		// remote, so it must not look older than the recovery.
+		it.gen = now
+		_ = t.local.setItem(key, it)
+	}
+	return nil
+}
+
+// Delete removes key from the local tier and then from the remote, and
+// returns the remote's error, wrapped. Deleting a missing key is not an
+// error.
+func (t *Tiered) Delete(ctx context.Context, key string) error {
+	if err := t.usable(); err != nil {
+		return err
+	}
+	if err := checkKey(key, t.local.maxKeyBytes); err != nil {
+		return err
+	}
+	t.local.deleteItem(key)
+	err := t.remote.Delete(ctx, key)
+	t.observe(ctx, err)
+	if err != nil {
+		return fmt.Errorf("store: tiered delete: %w", err)
+	}
+	return nil
+}
+
+// Ping pings the remote when it is a [Pinger] and returns its error; it
+// returns nil for a remote that is not.
+func (t *Tiered) Ping(ctx context.Context) error {
+	if err := t.usable(); err != nil {
+		return err
+	}
+	p, ok := t.remote.(Pinger)
+	if !ok {
+		return nil
+	}
+	err := p.Ping(ctx)
+	t.observe(ctx, err)
+	return err
+}
+
+// Close stops new backfills and waits for the running ones. It closes
+// neither tier. It is safe to call more than once; it always returns nil.
+func (t *Tiered) Close() error {
+	if t == nil || t.local == nil {
+		return nil
+	}
+	t.mu.Lock()
+	t.closed.Store(true)
+	t.mu.Unlock()
+	t.wg.Wait()
+	return nil
+}
+
+// observe records what a remote call's result says about the remote's
+// availability.
+func (t *Tiered) observe(ctx context.Context, err error) {
+	switch {
+	case err == nil, errors.Is(err, ErrNotFound):
+		t.markUp(ctx)
+	case IsUnavailable(err):
+		t.markDown(ctx, err)
+	}
+}
+
+// markDown records that the remote is unavailable, logging the change once.
+func (t *Tiered) markDown(ctx context.Context, err error) {
+	if t.down.CompareAndSwap(false, true) {
+		t.log.LogAttrs(ctx, slog.LevelWarn, "store: tiered: remote store unavailable, serving in-process copies",
+			slog.String("error", err.Error()))
+	}
+}
+
+// markUp records that the remote answered; after an outage it starts a new
+// generation and logs the change once.
+func (t *Tiered) markUp(ctx context.Context) {
+	if t.down.Load() && t.down.CompareAndSwap(true, false) {
+		g := t.gen.Add(1)
+		t.log.LogAttrs(ctx, slog.LevelInfo, "store: tiered: remote store available again",
+			slog.Uint64("generation", g))
+	}
+}
