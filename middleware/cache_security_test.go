@@ -126,6 +126,20 @@ func TestSecurityUnkeyedHeaderCannotPoison(t *testing.T) {
 			}
 		}
 	})
+	t.Run("an attacker's miss with an unkeyed header is not stored", func(t *testing.T) {
+		c := newTestCache(t, newMapStore())
+		ch := c.Handler(reflecting(false))
+		attack := do(c, ch, "GET", "http://example.com/", "X-Forwarded-Host", "evil.example")
+		if !strings.Contains(attack.Body.String(), "evil") {
+			t.Fatalf("the handler did not reflect the header: %q", attack.Body.String())
+		}
+		for i := range 2 {
+			victim := do(c, ch, "GET", "http://example.com/")
+			if strings.Contains(victim.Body.String(), "evil") {
+				t.Fatalf("victim request %d poisoned: %q (Cache-Status %q)", i, victim.Body.String(), victim.Header().Get("Cache-Status"))
+			}
+		}
+	})
 	t.Run("keyed by Vary: the attacker's variant stays his", func(t *testing.T) {
 		c := newTestCache(t, newMapStore())
 		ch := c.Handler(reflecting(true))

@@ -199,6 +199,26 @@ type policy struct {
 	Statuses     map[int]bool     // statuses stored (default [defaultStatuses]); nil: those [heuristicallyCacheable] accepts
 	Shared       bool             // a shared cache: honour s-maxage, proxy-revalidate and private (always true here)
 	Now          func() time.Time // the clock storable reads (Expires without Date, Age); nil: time.Now
+	// Unkeyed lists request headers that can change a response without
+	// being part of the key; an answer to a request carrying one is stored
+	// only when the response's Vary names it. nil: [DefaultUnkeyedHeaders].
+	Unkeyed []string
+}
+
+// DefaultUnkeyedHeaders returns the request headers that frameworks and
+// proxies use to override the host, URL or method a handler sees. A request
+// carrying one could make a handler generate a response for another host or
+// URL under this request's key (web cache poisoning), so the cache does not
+// store the answer to such a request unless the response's Vary names the
+// header. X-Forwarded-For and X-Forwarded-Proto are not listed: proxies set
+// them on every request. Behind a proxy that sets X-Forwarded-Host on every
+// request, strip it there, or make it part of the key (a [KeyFunc] or Vary).
+func DefaultUnkeyedHeaders() []string {
+	return []string{
+		"X-Forwarded-Host", "X-Host", "X-Forwarded-Server", "Forwarded",
+		"X-Original-Url", "X-Rewrite-Url",
+		"X-Http-Method-Override", "X-Http-Method", "X-Method-Override",
+	}
 }
 
 // heuristicallyCacheable reports whether RFC 9110 §15.1 lets a cache assign
@@ -229,7 +249,15 @@ func heuristicallyCacheable(status int) bool {
 //     (any Set-Cookie line, even one a qualified no-cache or private names),
 //     "vary-star" (Vary: * or a Vary that cannot be parsed);
 //   - "authorization": the request has Authorization and the response says
-//     none of public, s-maxage, must-revalidate (only when p.Shared);
+//     neither public nor s-maxage (only when p.Shared; DESIGN.md contract 4:
+//     must-revalidate, which RFC 9111 §3.5 also accepts, is routinely sent
+//     with per-user data, so it does not make an answer shareable here);
+//   - "cookie": the request has Cookie and the response states no lifetime
+//     of its own (max-age, s-maxage, Expires) nor public, so that only the
+//     default TTL would store it: a handler that says nothing about caching
+//     may be personalising by session;
+//   - "unkeyed-header": the request carries one of p.Unkeyed that the
+//     response's Vary does not name;
 //   - "no-lifetime": the response is not fresh when stored (see
 //     [lifetimes]) and cannot be used later either: it is stored stale only
 //     when it states its lifetime explicitly (no-cache, max-age, s-maxage,
@@ -264,8 +292,14 @@ func storable(req *http.Request, status int, h http.Header, cc cacheControl, p p
 	if _, star := parseVary(h); star {
 		return false, "vary-star"
 	}
-	if p.Shared && hasField(req.Header, "Authorization") && !cc.Public && !cc.HasSMaxAge && !cc.MustRevalidate {
+	if p.Shared && hasField(req.Header, "Authorization") && !cc.Public && !cc.HasSMaxAge {
 		return false, "authorization"
+	}
+	if hasField(req.Header, "Cookie") && !explicit && !cc.Public {
+		return false, "cookie"
+	}
+	if unkeyedHeader(req.Header, h, p.Unkeyed) {
+		return false, "unkeyed-header"
 	}
 	now := time.Now
 	if p.Now != nil {
@@ -400,6 +434,50 @@ func fieldLines(h http.Header, name string) []string {
 
 // hasField reports whether h has a line of name (canonical), in any case.
 func hasField(h http.Header, name string) bool { return len(fieldLines(h, name)) > 0 }
+
+// canonicalKeys reports whether every key of h is a token in the form
+// [http.CanonicalHeaderKey] gives it, so that h[name] holds every line of a
+// canonical name and [fieldLines] would find no more.
+func canonicalKeys(h http.Header) bool {
+	for k := range h {
+		if k == "" {
+			return false
+		}
+		upper := true
+		for i := 0; i < len(k); i++ {
+			c := k[i]
+			if !isTchar(c) || upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
+				return false
+			}
+			upper = c == '-'
+		}
+	}
+	return true
+}
+
+// unkeyedHeader reports whether the request header reqH carries one of
+// names (nil: [DefaultUnkeyedHeaders]) that the response's Vary does not
+// name.
+func unkeyedHeader(reqH, respH http.Header, names []string) bool {
+	if names == nil {
+		names = DefaultUnkeyedHeaders()
+	}
+	var vary []string
+	varyParsed := false
+	for _, name := range names {
+		if !hasField(reqH, name) {
+			continue
+		}
+		if !varyParsed {
+			vary, _ = parseVary(respH)
+			varyParsed = true
+		}
+		if !slices.Contains(vary, http.CanonicalHeaderKey(name)) {
+			return true
+		}
+	}
+	return false
+}
 
 // listElements yields the elements of an RFC 9110 §5.6.1 comma-separated
 // list, without surrounding whitespace and skipping empty ones. A quoted

@@ -115,6 +115,8 @@ func TestStorable(t *testing.T) {
 	withStatuses.Statuses = map[int]bool{200: true, 302: true, 206: true, 304: true, 500: true}
 	notShared := p
 	notShared.Shared = false
+	noUnkeyed := p
+	noUnkeyed.Unkeyed = []string{}
 
 	get := func(hdr ...string) *http.Request {
 		r := httptest.NewRequest(http.MethodGet, "http://example.com/x", nil)
@@ -159,7 +161,15 @@ func TestStorable(t *testing.T) {
 		{"Authorization with default TTL", get("Authorization", "Bearer x"), 200, http.Header{}, p, "authorization"},
 		{"Authorization and public", get("Authorization", "Bearer x"), 200, http.Header{"Cache-Control": {"public, max-age=60"}}, p, ""},
 		{"Authorization and s-maxage", get("Authorization", "Bearer x"), 200, http.Header{"Cache-Control": {"s-maxage=60"}}, p, ""},
-		{"Authorization and must-revalidate", get("Authorization", "Bearer x"), 200, http.Header{"Cache-Control": {"must-revalidate, max-age=60"}}, p, ""},
+		{"Authorization and must-revalidate", get("Authorization", "Bearer x"), 200, http.Header{"Cache-Control": {"must-revalidate, max-age=60"}}, p, "authorization"},
+		{"Cookie with default TTL only", get("Cookie", "session=alice"), 200, http.Header{}, p, "cookie"},
+		{"Cookie and max-age", get("Cookie", "session=alice"), 200, http.Header{"Cache-Control": {"max-age=60"}}, p, ""},
+		{"Cookie and public", get("Cookie", "session=alice"), 200, http.Header{"Cache-Control": {"public"}}, p, ""},
+		{"X-Forwarded-Host not varied", get("X-Forwarded-Host", "evil.example"), 200, http.Header{"Cache-Control": {"max-age=60"}}, p, "unkeyed-header"},
+		{"X-Forwarded-Host varied", get("X-Forwarded-Host", "evil.example"), 200, http.Header{"Cache-Control": {"max-age=60"}, "Vary": {"X-Forwarded-Host"}}, p, ""},
+		{"X-HTTP-Method-Override", get("X-HTTP-Method-Override", "DELETE"), 200, http.Header{"Cache-Control": {"max-age=60"}}, p, "unkeyed-header"},
+		{"unkeyed list emptied", get("X-Forwarded-Host", "evil.example"), 200, http.Header{"Cache-Control": {"max-age=60"}}, noUnkeyed, ""},
+		{"X-Forwarded-For is not unkeyed", get("X-Forwarded-For", "10.0.0.1"), 200, http.Header{"Cache-Control": {"max-age=60"}}, p, ""},
 		{"Authorization in a private cache", get("Authorization", "Bearer x"), 200, http.Header{"Cache-Control": {"max-age=60"}}, notShared, ""},
 		{"status 404 default", get(), 404, http.Header{}, p, ""},
 		{"status 308 default", get(), 308, http.Header{}, p, ""},

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/failsoft/failsoft/store"
@@ -46,6 +47,31 @@ type recoverConfig struct {
 	retryAfter   time.Duration
 	outage503    bool
 	panicDetails bool
+	panicLog     *logGate
+}
+
+// panicLogInterval is how often Recover logs a panic in full (value and
+// stack); panics in between are counted and the count is logged with the
+// next full line, so that a handler panicking on every request during an
+// outage cannot flood the log.
+const panicLogInterval = time.Second
+
+// logGate lets one log line through per interval and counts the rest. It is
+// safe for concurrent use.
+type logGate struct {
+	next       atomic.Int64 // unix nanoseconds before which lines are suppressed
+	suppressed atomic.Uint64
+}
+
+// allow reports whether a line may be logged at now, and how many were
+// suppressed since the last one that was.
+func (g *logGate) allow(now time.Time) (bool, uint64) {
+	n := g.next.Load()
+	if now.UnixNano() < n || !g.next.CompareAndSwap(n, now.Add(panicLogInterval).UnixNano()) {
+		g.suppressed.Add(1)
+		return false, 0
+	}
+	return true, g.suppressed.Swap(0)
 }
 
 // WithRecoverLogger sets the logger that receives each recovered panic, with
@@ -82,7 +108,7 @@ func WithRetryAfter(d time.Duration) RecoverOption {
 	return func(c *recoverConfig) { c.retryAfter = d }
 }
 
-// WithOutage503 sets whether [Recover] turns a 5xx answered by the handler
+// WithOutage503 sets whether [Recover] turns a 500, 502, 503 or 504 answered by the handler
 // into 503 Service Unavailable with Retry-After when the request saw a Redis
 // outage (recorded in its context, see [store.FailureSeen]) or a configured
 // breaker is open. The handler's headers and body are kept; a Retry-After
@@ -131,7 +157,7 @@ func WithPanicDetails(on bool) RecoverOption {
 // http.Flusher, http.Hijacker (when the server's writer has it) and Unwrap
 // for [http.ResponseController].
 func Recover(opts ...RecoverOption) func(http.Handler) http.Handler {
-	c := recoverConfig{retryAfter: DefaultRetryAfter, outage503: true}
+	c := recoverConfig{retryAfter: DefaultRetryAfter, outage503: true, panicLog: &logGate{}}
 	for _, opt := range opts {
 		if opt == nil {
 			panic("middleware: Recover: nil RecoverOption")
@@ -185,12 +211,15 @@ func (c *recoverConfig) serve(next http.Handler, w http.ResponseWriter, r *http.
 		if err, ok := p.(error); ok && errors.Is(err, http.ErrAbortHandler) {
 			panic(p)
 		}
-		c.logger.ErrorContext(r.Context(), "failsoft: panic serving request",
-			slog.String("method", r.Method),
-			slog.String("path", r.URL.Path),
-			slog.Any("panic", p),
-			slog.String("stack", string(debug.Stack())),
-		)
+		if ok, suppressed := c.panicLog.allow(time.Now()); ok {
+			c.logger.ErrorContext(r.Context(), "failsoft: panic serving request",
+				slog.String("method", r.Method),
+				slog.String("path", r.URL.Path),
+				slog.Any("panic", p),
+				slog.String("stack", string(debug.Stack())),
+				slog.Uint64("suppressed", suppressed),
+			)
+		}
 		if rw.started {
 			panic(http.ErrAbortHandler)
 		}
@@ -293,12 +322,24 @@ func (rw *recoverWriter) WriteHeader(code int) {
 		// The first final status wins.
 	case code >= 100 && code < 200 && code != http.StatusSwitchingProtocols:
 		rw.w.WriteHeader(code)
-	case code >= 500 && rw.decide != nil:
+	case outageStatus(code) && rw.decide != nil:
 		rw.held = code
 	default:
 		rw.started = true
 		rw.w.WriteHeader(code)
 	}
+}
+
+// outageStatus reports whether a handler's status may stand for an outage
+// and so be turned into 503: 500, 502, 503 and 504. Other 5xx (501 Not
+// Implemented, 505, ...) are answers, and may be served from the cache:
+// Recover leaves them alone.
+func outageStatus(code int) bool {
+	switch code {
+	case http.StatusInternalServerError, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
 }
 
 // commit sends the status if it has not been sent: the held one (as decided)

@@ -698,3 +698,37 @@ func ExampleRecover() {
 	// 503 application/json Retry-After: 5
 	// {"error":"Service unavailable","details":"The service cannot answer this request right now; retry later."}
 }
+
+func TestRecoverLeavesDefinitiveStatuses(t *testing.T) {
+	for _, code := range []int{http.StatusNotImplemented, http.StatusHTTPVersionNotSupported} {
+		t.Run(http.StatusText(code), func(t *testing.T) {
+			h := Recover(WithBreaker(openBreaker(time.Second)))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.WriteHeader(code)
+			}))
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, httptest.NewRequest("GET", "/", nil))
+			if w.Code != code {
+				t.Errorf("status = %d, want the handler's %d", w.Code, code)
+			}
+		})
+	}
+}
+
+func TestRecoverPanicLogIsRateLimited(t *testing.T) {
+	var buf bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&buf, nil))
+	h := Recover(WithRecoverLogger(logger))(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+		panic("boom")
+	}))
+	const n = 50
+	for range n {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest("GET", "/", nil))
+		if w.Code != http.StatusServiceUnavailable {
+			t.Fatalf("status = %d, want 503", w.Code)
+		}
+	}
+	if lines := strings.Count(buf.String(), "panic serving request"); lines < 1 || lines >= n {
+		t.Errorf("%d panic log lines for %d panics in well under %v, want 1 (or few on a slow machine)", lines, n, panicLogInterval)
+	}
+}

@@ -7,8 +7,9 @@ import (
 
 // failureTracker is the mutable marker a tracked context carries.
 type failureTracker struct {
-	seen  atomic.Bool
-	class atomic.Int32
+	seen     atomic.Bool
+	timedOut atomic.Bool
+	class    atomic.Int32
 }
 
 // contextKey is the type of this package's context keys; pointer values of
@@ -22,6 +23,13 @@ var failureKey = &contextKey{"failure-tracker"}
 // before calling the handler; the [Guard] and the [Hook] record every outage
 // they see through a context derived from it. A context that is already
 // tracked is returned unchanged, so nested middleware shares one tracker.
+//
+// A tracked context is also the request's budget for waiting on Redis: once
+// a call made with it has waited out its op timeout ([ClassTimeout]), later
+// calls through a [Guard] or a [Hook] with the same context fail at once
+// with an error wrapping [ErrUnavailable], so that a request making several
+// Redis calls (a cache lookup, then the handler's own GET and SET) waits
+// about one op timeout in all, not one per call.
 func TrackFailures(ctx context.Context) context.Context {
 	if _, ok := ctx.Value(failureKey).(*failureTracker); ok {
 		return ctx
@@ -40,6 +48,9 @@ func RecordFailure(ctx context.Context, err error) {
 	if t, ok := ctx.Value(failureKey).(*failureTracker); ok {
 		t.class.Store(int32(c))
 		t.seen.Store(true)
+		if c == ClassTimeout {
+			t.timedOut.Store(true)
+		}
 	}
 }
 
@@ -51,4 +62,11 @@ func FailureSeen(ctx context.Context) (Class, bool) {
 		return ClassNone, false
 	}
 	return Class(t.class.Load()), true
+}
+
+// budgetSpent reports whether a call made with ctx's tracker has already
+// waited out an op timeout (see [TrackFailures]).
+func budgetSpent(ctx context.Context) bool {
+	t, ok := ctx.Value(failureKey).(*failureTracker)
+	return ok && t.timedOut.Load()
 }

@@ -157,7 +157,7 @@ var opNames = [numOps]string{"get", "get", "set", "delete", "ping", ""}
 // opErrors are an op's refusal and timeout errors, built once per guard so
 // that the fast paths allocate nothing.
 type opErrors struct {
-	timeout, open, busy, full, closed error
+	timeout, open, busy, full, closed, spent error
 }
 
 // guardError is an error with a fixed message wrapping one or more errors.
@@ -243,6 +243,10 @@ func (g *Guard) buildErrors(op string) opErrors {
 		closed: &guardError{
 			msg:     prefix + "guard closed",
 			wrapped: []error{ErrClosed},
+		},
+		spent: &guardError{
+			msg:     prefix + "unavailable: this request already waited out the op timeout",
+			wrapped: []error{ErrUnavailable},
 		},
 	}
 }
@@ -341,6 +345,10 @@ func (g *Guard) do(parent context.Context, o op, key string, value []byte, ttl t
 		start = time.Now()
 	}
 	errs := &g.errs[o]
+	if budgetSpent(parent) {
+		g.refused(parent, o, start, errs.spent)
+		return result{err: errs.spent}
+	}
 	if err := g.acquire(errs); err != nil {
 		g.refused(parent, o, start, err)
 		return result{err: err}

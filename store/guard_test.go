@@ -1118,3 +1118,55 @@ func TestGuardZeroValue(t *testing.T) {
 		})
 	}
 }
+
+// TestGuardRequestBudget: once a call with a tracked context waited out the
+// op timeout, later calls with that context fail at once, while calls with
+// other contexts still reach the store.
+func TestGuardRequestBudget(t *testing.T) {
+	hang := make(chan struct{})
+	var calls atomic.Int64
+	inner := budgetStore{calls: &calls, hang: hang}
+	g, err := NewGuard(inner, WithOpTimeout(20*time.Millisecond), WithBreaker(100, time.Minute), WithLogger(quietLogger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		close(hang) // let the abandoned call end before Close waits for it
+		g.Close()
+	}()
+	ctx := TrackFailures(context.Background())
+	if _, err := g.Get(ctx, "slow"); Classify(err) != ClassTimeout {
+		t.Fatalf("first call: %v, want a timeout", err)
+	}
+	start := time.Now()
+	_, err = g.Get(ctx, "fast")
+	if !errors.Is(err, ErrUnavailable) {
+		t.Errorf("second call in the same request: %v, want ErrUnavailable", err)
+	}
+	if took := time.Since(start); took > 10*time.Millisecond {
+		t.Errorf("second call in the same request took %v, want at once", took)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("the store saw %d calls, want 1", n)
+	}
+	if _, err := g.Get(TrackFailures(context.Background()), "fast"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("a call in another request: %v, want a miss", err)
+	}
+}
+
+// budgetStore hangs on the key "slow" until hang is signalled; other keys
+// miss at once.
+type budgetStore struct {
+	calls *atomic.Int64
+	hang  chan struct{}
+}
+
+func (s budgetStore) Get(ctx context.Context, key string) ([]byte, error) {
+	s.calls.Add(1)
+	if key == "slow" {
+		<-s.hang
+	}
+	return nil, ErrNotFound
+}
+func (s budgetStore) Set(context.Context, string, []byte, time.Duration) error { return nil }
+func (s budgetStore) Delete(context.Context, string) error                     { return nil }

@@ -120,7 +120,7 @@ func (h *Hook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 			start = time.Now()
 		}
 		name := cmd.Name()
-		done, err := h.admit()
+		done, err := h.admit(ctx)
 		if err != nil {
 			g.refusedName(ctx, name, start, err)
 			return h.fail(cmd, err)
@@ -154,7 +154,7 @@ func (h *Hook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Process
 		if g.opts.observer != nil {
 			start = time.Now()
 		}
-		done, err := h.admit()
+		done, err := h.admit(ctx)
 		if err != nil {
 			g.refusedName(ctx, "pipeline", start, err)
 			for _, cmd := range cmds {
@@ -185,10 +185,13 @@ func (h *Hook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Process
 }
 
 // admit asks the guard's breaker for a turn.
-func (h *Hook) admit() (func(error), error) {
+func (h *Hook) admit(ctx context.Context) (func(error), error) {
 	errs := &h.g.errs[opHook]
 	if h.g.closed.Load() {
 		return nil, errs.closed
+	}
+	if budgetSpent(ctx) {
+		return nil, errs.spent
 	}
 	return h.g.allow(errs)
 }
@@ -284,20 +287,20 @@ func IsCacheRead(name string) bool {
 }
 
 // IsCacheWrite reports whether the Redis command name (lower case) is one
-// that cache mode drops on an outage: a command that only writes keys —
-// SET, SETEX, PSETEX, SETNX, MSET, APPEND, INCR/DECR and their BY forms,
-// DEL, UNLINK, EXPIRE, PEXPIRE, EXPIREAT, PERSIST, TOUCH, HSET, HDEL,
-// HINCRBY, LPUSH, RPUSH, LTRIM, SADD, SREM, ZADD, ZREM, ZINCRBY, SETBIT,
-// PFADD, GEOADD, XADD, XTRIM, JSON.SET and JSON.DEL.
+// that cache mode drops on an outage: a command that only stores or removes
+// cache data and whose reply a caller does not act on — SET, SETEX, PSETEX,
+// MSET, DEL, UNLINK, EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT, PERSIST, TOUCH,
+// HSET, HMSET, HDEL, SADD, SREM, ZADD, ZREM, PFADD, GEOADD, JSON.SET and
+// JSON.DEL. Commands whose reply is data the caller uses (INCR and the other
+// counters, SETNX, APPEND, XADD, list pushes for queues) are not dropped:
+// faking their reply would corrupt rate limiters, ID generators and queues,
+// so they return the outage error in every mode.
 func IsCacheWrite(name string) bool {
 	switch name {
-	case "set", "setex", "psetex", "setnx", "setrange", "mset", "msetnx", "append",
-		"incr", "incrby", "incrbyfloat", "decr", "decrby",
+	case "set", "setex", "psetex", "mset",
 		"del", "unlink", "expire", "pexpire", "expireat", "pexpireat", "persist", "touch",
-		"hset", "hsetnx", "hmset", "hdel", "hincrby", "hincrbyfloat",
-		"lpush", "rpush", "lpushx", "rpushx", "lset", "lrem", "ltrim",
-		"sadd", "srem", "zadd", "zincrby", "zrem", "zremrangebyscore", "zremrangebyrank", "zremrangebylex",
-		"setbit", "pfadd", "geoadd", "xadd", "xtrim", "json.set", "json.del":
+		"hset", "hmset", "hdel", "sadd", "srem", "zadd", "zrem",
+		"pfadd", "geoadd", "json.set", "json.del":
 		return true
 	}
 	return false

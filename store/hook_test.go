@@ -264,7 +264,7 @@ func TestHookCacheMode(t *testing.T) {
 		{"DEL", func(ctx context.Context, rdb *redis.Client) redis.Cmder { return rdb.Del(ctx, "k") }, want{dropped: true}},
 		{"EXPIRE", func(ctx context.Context, rdb *redis.Client) redis.Cmder { return rdb.Expire(ctx, "k", time.Hour) }, want{dropped: true}},
 		{"HSET", func(ctx context.Context, rdb *redis.Client) redis.Cmder { return rdb.HSet(ctx, "h", "f", "v") }, want{dropped: true}},
-		{"INCR", func(ctx context.Context, rdb *redis.Client) redis.Cmder { return rdb.Incr(ctx, "n") }, want{dropped: true}},
+		{"INCR", func(ctx context.Context, rdb *redis.Client) redis.Cmder { return rdb.Incr(ctx, "n") }, want{}}, // a counter's reply is data: never faked
 		{"PING", func(ctx context.Context, rdb *redis.Client) redis.Cmder { return rdb.Ping(ctx) }, want{}},
 		{"PUBLISH", func(ctx context.Context, rdb *redis.Client) redis.Cmder { return rdb.Publish(ctx, "ch", "m") }, want{}},
 	}
@@ -539,7 +539,7 @@ func TestIsCacheReadWrite(t *testing.T) {
 		read, write bool
 	}{
 		{"get", true, false}, {"mget", true, false}, {"hgetall", true, false}, {"exists", true, false},
-		{"set", false, true}, {"del", false, true}, {"incr", false, true}, {"expire", false, true},
+		{"set", false, true}, {"del", false, true}, {"incr", false, false}, {"setnx", false, false}, {"xadd", false, false}, {"expire", false, true},
 		{"ping", false, false}, {"publish", false, false}, {"multi", false, false}, {"eval", false, false},
 		{"GET", false, false}, // names are lower case, as Cmder.Name returns them
 		{"", false, false},
