@@ -30,11 +30,23 @@ import (
 // c.Handler to alice (alice.New(c.Handler)) or wrap a handler with it.
 // It owns background goroutines (store writes, refreshes); Close waits for
 // them. The zero value is not usable: build one with [New].
+//
+// Over a store that keeps decoded values in process ([store.DecodedGetter]:
+// [store.Tiered], [store.Memory]), a hit answered by the in-process tier
+// neither copies nor decodes the stored entry: every such hit shares one
+// read-only decoded entry, and the response writer gets copies of its
+// header values and the stored body bytes (which [io.Writer]'s contract
+// forbids Write to modify).
 type Cache struct {
 	store store.Store
-	o     options
-	pol   policy
-	log   *slog.Logger
+	// decoded is store as a store.DecodedGetter (an in-process tier that
+	// keeps decoded entries), nil when it is not one; decoder is what it
+	// decodes with.
+	decoded store.DecodedGetter
+	decoder store.Decoder
+	o       options
+	pol     policy
+	log     *slog.Logger
 
 	flights coalescer
 	bg      tasks
@@ -114,6 +126,9 @@ func New(s store.Store, opts ...Option) (*Cache, error) {
 	}
 	if o.maxRefreshes > 0 {
 		c.refreshSem = make(chan struct{}, o.maxRefreshes)
+	}
+	if dg, ok := s.(store.DecodedGetter); ok {
+		c.decoded, c.decoder = dg, entryDecoder{maxBody: o.maxBody}
 	}
 	return c, nil
 }
@@ -223,6 +238,10 @@ func (c *Cache) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 	}
 	if reqCC.NoStore {
 		c.bypass(w, r, next, c.csNoStore)
+		return
+	}
+	if !c.o.customKey && defaultKeyOver(r, c.o.maxKey) {
+		c.bypass(w, r, next, c.csNoKey)
 		return
 	}
 	material := c.o.key(r)
@@ -382,7 +401,9 @@ func (c *Cache) lookup(r *http.Request, material string) lookup {
 }
 
 // get reads and decodes one entry. A miss, a failure and an entry that does
-// not decode are all nil; the fwd and detail say which.
+// not decode are all nil; the fwd and detail say which. The entry may be
+// shared with other requests (pending writes, a store that keeps decoded
+// entries): it is read-only.
 func (c *Cache) get(ctx context.Context, key string) (e *entry, fwd, detail string) {
 	if c.npending.Load() > 0 {
 		c.pendMu.Lock()
@@ -392,7 +413,12 @@ func (c *Cache) get(ctx context.Context, key string) (e *entry, fwd, detail stri
 			return e, "", ""
 		}
 	}
-	b, err := c.store.Get(ctx, key)
+	e, err := c.read(ctx, key)
+	if errors.Is(err, errBadEntry) {
+		c.warn(warnDecode, "failsoft: a stored cache entry does not decode; treated as a miss and overwritten",
+			"err", err)
+		return nil, "miss", "bad-entry"
+	}
 	if err != nil {
 		switch store.Classify(err) {
 		case store.ClassMiss:
@@ -406,13 +432,29 @@ func (c *Cache) get(ctx context.Context, key string) (e *entry, fwd, detail stri
 		}
 		return nil, "miss", "store-error"
 	}
-	e, err = decodeEntry(b, c.o.maxBody)
-	if err != nil {
-		c.warn(warnDecode, "failsoft: a stored cache entry does not decode; treated as a miss and overwritten",
-			"err", err)
-		return nil, "miss", "bad-entry"
-	}
 	return e, "", ""
+}
+
+// read reads the entry under key from the store and decodes it: an error
+// wrapping errBadEntry when it does not decode. A store that keeps decoded
+// entries ([store.DecodedGetter]) hands out a shared one, decoded once.
+func (c *Cache) read(ctx context.Context, key string) (*entry, error) {
+	if c.decoded == nil {
+		b, err := c.store.Get(ctx, key)
+		if err != nil {
+			return nil, err
+		}
+		return decodeEntry(b, c.o.maxBody)
+	}
+	v, err := c.decoded.GetDecoded(ctx, key, c.decoder)
+	if err != nil {
+		return nil, err
+	}
+	e, ok := v.(*entry)
+	if !ok {
+		return nil, fmt.Errorf("%w: decoded as %T", errBadEntry, v)
+	}
+	return e, nil
 }
 
 // miss answers a request without a usable fresh entry: one request per key
@@ -636,6 +678,9 @@ func (c *Cache) newEntry(r *http.Request, status int, h http.Header, body []byte
 	if !ok {
 		return nil, nil, reason
 	}
+	if !lengthMatches(status, h, body) {
+		return nil, nil, "content-length"
+	}
 	names, star := parseVary(h)
 	if star {
 		return nil, nil, "vary-star"
@@ -775,43 +820,64 @@ var notModifiedHeaders = [...]string{"Cache-Control", "Content-Location", "Date"
 // serveEntry answers from a stored entry: its status, header fields and
 // body as the handler wrote them, plus Age and Cache-Status; a 304 when the
 // request's validators match; no body for HEAD.
+//
+// e is read-only and may be shared (see [Cache.get]), so the writer's
+// header gets copies of its value slices, with Age and Cache-Status in one
+// allocation (for one value per field): code after the cache may change
+// them in place. The body
+// goes to w.Write as it is stored, under io.Writer's contract that Write
+// does not modify (or retain) it.
 func (c *Cache) serveEntry(w http.ResponseWriter, r *http.Request, e *entry, now time.Time, cs string) {
 	dst := w.Header()
-	age := max(now.Sub(e.StoredAt)/time.Second, 0)
+	age := strconv.FormatInt(int64(max(now.Sub(e.StoredAt)/time.Second, 0)), 10)
 	if e.Status == http.StatusOK && notModified(r.Header, e.Header) {
+		vals := make([]string, 0, 2+len(notModifiedHeaders))
 		for _, k := range notModifiedHeaders {
 			if v, ok := e.Header[k]; ok {
-				dst[k] = v
+				vals = appendField(dst, k, vals, v...)
 			}
 		}
-		dst["Age"] = []string{strconv.FormatInt(int64(age), 10)}
-		dst["Cache-Status"] = []string{cs}
+		vals = appendField(dst, "Age", vals, age)
+		appendField(dst, "Cache-Status", vals, cs)
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
+	// Room for one value per field: appendField grows vals for more.
+	vals := make([]string, 0, len(e.Header)+2)
 	for k, v := range e.Header {
-		dst[k] = v
+		vals = appendField(dst, k, vals, v...)
 	}
-	added := []string{strconv.FormatInt(int64(age), 10), cs} // one allocation for both fields
-	dst["Age"], dst["Cache-Status"] = added[0:1:1], added[1:2:2]
+	vals = appendField(dst, "Age", vals, age)
+	appendField(dst, "Cache-Status", vals, cs)
 	w.WriteHeader(e.Status)
 	if r.Method != http.MethodHead && len(e.Body) > 0 && bodyAllowed(e.Status) {
 		_, _ = w.Write(e.Body)
 	}
 }
 
+// appendField appends values to vals and sets them as h[k], capacity
+// clipped so that an append to h[k] never writes into vals. It returns the
+// extended vals.
+func appendField(h http.Header, k string, vals []string, values ...string) []string {
+	i := len(vals)
+	vals = append(vals, values...)
+	h[k] = vals[i:len(vals):len(vals)]
+	return vals
+}
+
 // notModified evaluates the request's If-None-Match (weak comparison), or
 // without it If-Modified-Since, against a stored response (RFC 9110 §13.2.2).
 func notModified(req, stored http.Header) bool {
+	// The names are canonical: indexing is Get without canonicalising.
 	if inm, ok := req["If-None-Match"]; ok {
-		etag := stored.Get("Etag")
+		etag := first(stored["Etag"])
 		return etag != "" && etagMatchWeak(inm, etag)
 	}
-	ims := req.Get("If-Modified-Since")
+	ims := first(req["If-Modified-Since"])
 	if ims == "" {
 		return false
 	}
-	lm := stored.Get("Last-Modified")
+	lm := first(stored["Last-Modified"])
 	if lm == "" {
 		return false
 	}
@@ -824,6 +890,15 @@ func notModified(req, stored http.Header) bool {
 		return false
 	}
 	return !modified.After(since)
+}
+
+// first returns a field's first value, as [http.Header.Get] does; "" when
+// there is none.
+func first(vs []string) string {
+	if len(vs) == 0 {
+		return ""
+	}
+	return vs[0]
 }
 
 // etagMatchWeak reports whether any entity-tag in the If-None-Match field

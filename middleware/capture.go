@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 )
 
@@ -251,6 +253,24 @@ func (c *capture) streaming() bool {
 // (RFC 9110 §6.4.1).
 func bodyAllowed(status int) bool {
 	return !(status >= 100 && status < 200 || status == http.StatusNoContent || status == http.StatusNotModified)
+}
+
+// lengthMatches reports whether a captured response's Content-Length, if it
+// has one, says what the handler wrote: every line the same decimal number,
+// len(body). net/http cuts off or aborts a live response that disagrees, and
+// a cache must not keep such a response to replay for its whole lifetime.
+// Statuses without a body have nothing to check.
+func lengthMatches(status int, h http.Header, body []byte) bool {
+	if !bodyAllowed(status) {
+		return true
+	}
+	want := strconv.Itoa(len(body))
+	for _, v := range h["Content-Length"] {
+		if strings.TrimSpace(v) != want {
+			return false
+		}
+	}
+	return true
 }
 
 // discard is the real writer of a background refresh: nobody reads it.

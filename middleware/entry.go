@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"time"
+	"unsafe"
 )
 
 // The versioned binary encoding of cache entries as they are stored in every
@@ -209,6 +210,42 @@ func decodeEntry(b []byte, maxBody int) (*entry, error) {
 	}
 	e.StoredAt, e.FreshUntil, e.SWRUntil, e.StaleUntil = fromUnixNano(ns[0]), fromUnixNano(ns[1]), fromUnixNano(ns[2]), fromUnixNano(ns[3])
 	return e, nil
+}
+
+// entryDecoder is the [store.Decoder] of entries, for stores that keep
+// decoded values in process ([store.DecodedGetter]). Such a store shares
+// the *entry it returns between requests and keeps it while its copy
+// lives: the entry, its Header and their slices, and its Body (which
+// aliases the stored bytes) are read-only, as every entry is once built.
+// Equal decoders (same maxBody) share decoded entries.
+type entryDecoder struct{ maxBody int }
+
+// Decode decodes b with [decodeEntry]; the weight is the entry's
+// [entry.decodedWeight].
+func (d entryDecoder) Decode(b []byte) (any, int, error) {
+	e, err := decodeEntry(b, d.maxBody)
+	if err != nil {
+		return nil, 0, err
+	}
+	return e, e.decodedWeight(), nil
+}
+
+// decodedWeight estimates the bytes a decoded entry holds beyond the
+// encoded bytes its Body aliases: the entry itself, the header map with its
+// names, values and value slices, and the Vary names.
+func (e *entry) decodedWeight() int {
+	const mapSlot = 48 // a map slot and its share of the map's overhead
+	w := int(unsafe.Sizeof(*e)) + mapSlot
+	for name, vs := range e.Header {
+		w += mapSlot + len(name) + len(vs)*int(unsafe.Sizeof(""))
+		for _, v := range vs {
+			w += len(name) + len(v) // the shared section repeats the name on every line
+		}
+	}
+	for _, n := range e.VaryHeaders {
+		w += int(unsafe.Sizeof("")) + len(n)
+	}
+	return w
 }
 
 // decoder reads b from off; the first error sticks and every later read

@@ -42,8 +42,9 @@ type KeyFunc func(r *http.Request) string
 // for a request without a URL.
 //
 // The material grows with the URL; the store key does not (see [hashKey]).
-// The cache bypasses requests whose key material exceeds its limit, so a
-// huge URL costs one linear pass here and nothing in a store.
+// The cache bypasses requests whose key material exceeds its limit; with
+// DefaultKey (no [WithKeyFunc]) it tells that from the URL's length before
+// calling it, so a huge URL costs neither this function nor a store.
 func DefaultKey(r *http.Request) string {
 	if r.URL == nil {
 		return ""
@@ -68,7 +69,7 @@ func DefaultKey(r *http.Request) string {
 	if path == "" {
 		path = "/"
 	}
-	query := sortedQuery(r.URL.RawQuery)
+	query := r.URL.RawQuery // sorted by writeSortedQuery: the same length
 
 	var b strings.Builder
 	b.Grow(len(method) + len("\nhttps") + len(host) + len(path) + len(query) + 3)
@@ -81,13 +82,30 @@ func DefaultKey(r *http.Request) string {
 	b.WriteByte('\n')
 	b.WriteString(path)
 	b.WriteByte('\n')
-	b.WriteString(query)
+	writeSortedQuery(&b, query)
 	return b.String()
 }
 
-// sortedQuery returns raw with its "&"-separated parameters stably sorted by
-// name; raw itself when they are sorted already.
-func sortedQuery(raw string) string {
+// defaultKeyOver reports, without building it, that [DefaultKey]'s material
+// for r is longer than limit: it holds the path (escaped, never shorter than
+// r.URL.Path) or the opaque part, and the query. A huge URL then costs the
+// cache nothing: sorting 1 MiB of query parameters takes a CPU for a tenth of
+// a second and allocates several times the URL.
+func defaultKeyOver(r *http.Request, limit int) bool {
+	if r.URL == nil {
+		return false
+	}
+	path := r.URL.Opaque
+	if path == "" {
+		path = r.URL.Path
+	}
+	return len(path)+len(r.URL.RawQuery) > limit
+}
+
+// writeSortedQuery writes raw with its "&"-separated parameters stably
+// sorted by name (as many bytes as raw); raw itself when they are sorted
+// already. Up to 32 parameters are sorted without allocating.
+func writeSortedQuery(b *strings.Builder, raw string) {
 	sorted, prev := true, ""
 	for param := range strings.SplitSeq(raw, "&") {
 		name := queryName(param)
@@ -98,11 +116,24 @@ func sortedQuery(raw string) string {
 		prev = name
 	}
 	if sorted {
-		return raw
+		b.WriteString(raw)
+		return
 	}
-	params := strings.Split(raw, "&")
+	var buf [32]string
+	params := buf[:0]
+	if n := strings.Count(raw, "&") + 1; n > len(buf) {
+		params = make([]string, 0, n) // one exact allocation, as strings.Split
+	}
+	for param := range strings.SplitSeq(raw, "&") {
+		params = append(params, param)
+	}
 	slices.SortStableFunc(params, func(a, b string) int { return strings.Compare(queryName(a), queryName(b)) })
-	return strings.Join(params, "&")
+	for i, param := range params {
+		if i > 0 {
+			b.WriteByte('&')
+		}
+		b.WriteString(param)
+	}
 }
 
 func queryName(param string) string {
@@ -135,7 +166,8 @@ const (
 // hashKey returns the store key for key material: "e:" and the base64url
 // (unpadded) SHA-256 of material, 45 bytes whatever the material.
 func hashKey(material string) string {
-	return digestKey(primaryKeyPrefix, sha256.Sum256([]byte(material)))
+	var buf [256]byte // the material of most URLs: hashed without allocating
+	return digestKey(primaryKeyPrefix, sha256.Sum256(append(buf[:0], material...)))
 }
 
 // digestKey formats a store key: prefix and the unpadded base64url of sum.
@@ -161,10 +193,18 @@ func variantKey(material string, nonce uint64, varyHeaders []string, r *http.Req
 	buf = appendString(buf, material)
 	buf = binary.BigEndian.AppendUint64(buf, nonce)
 	buf = binary.AppendUvarint(buf, uint64(len(varyHeaders)))
+	// fieldLines scans the whole map for other cases of each name; a map
+	// whose keys are all canonical (as net/http's server builds it) is read
+	// directly, so that many Vary names times thousands of request header
+	// lines cost one pass over the map, not one per name.
+	linesOf := fieldLines
+	if canonicalKeys(r.Header) {
+		linesOf = func(h http.Header, name string) []string { return h[name] }
+	}
 	var value []byte
 	for _, name := range varyHeaders {
 		buf = appendString(buf, name)
-		lines := fieldLines(r.Header, name)
+		lines := linesOf(r.Header, name)
 		if len(lines) == 0 {
 			buf = append(buf, 0) // absent
 			continue

@@ -17,6 +17,7 @@ type Option func(*options)
 // options are a Cache's settings after the defaults were applied.
 type options struct {
 	key              KeyFunc
+	customKey        bool // WithKeyFunc was given: key may not be DefaultKey
 	name             string
 	defaultTTL       time.Duration
 	staleIfError     time.Duration
@@ -177,7 +178,7 @@ func isSeparator(c byte) bool {
 // WithKeyFunc sets how the key material of a request is computed; a
 // function that returns "" makes the cache bypass that request. The
 // material is hashed before it reaches the store. Default: [DefaultKey].
-func WithKeyFunc(f KeyFunc) Option { return func(o *options) { o.key = f } }
+func WithKeyFunc(f KeyFunc) Option { return func(o *options) { o.key, o.customKey = f, true } }
 
 // WithName sets the cache's name in the Cache-Status header (RFC 9211); it
 // must be a structured-field token. Default: "failsoft" ([DefaultName]).

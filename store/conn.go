@@ -15,6 +15,15 @@ import (
 // client was built with ContextTimeoutEnabled, and may set no deadline at
 // all (ReadTimeout -1 or -2).
 //
+// A Read is also bounded from the start of the exchange it belongs to: the
+// last Write, or the last deadline change (go-redis sets the read deadline
+// once before it reads a reply), whichever came later. Without this a reply
+// that trickles in a few bytes at a time, each Read returning well within
+// the bound, would keep a command waiting for go-redis' ReadTimeout (3 s by
+// default, then retries) instead of the op timeout. So a Read that starts
+// more than bound after the last Write or deadline change times out at once;
+// go-redis never reads a connection that long after either.
+//
 // Deadlines set through SetDeadline, SetReadDeadline and SetWriteDeadline
 // reach the wrapped conn at once, so they can still interrupt an I/O in
 // progress; each Read and Write then arms its own bounded deadline. go-redis
@@ -34,6 +43,7 @@ type boundedConn struct {
 	bound time.Duration
 	rd    atomic.Int64 // the user's read deadline, UnixNano; 0 for none
 	wd    atomic.Int64 // the user's write deadline, UnixNano; 0 for none
+	ex    atomic.Int64 // start of the current exchange (last Write or deadline change), UnixNano; 0 before any
 	dead  atomic.Pointer[error]
 }
 
@@ -60,10 +70,10 @@ func bindConn(c net.Conn, bound time.Duration) net.Conn {
 // NetConn returns the wrapped conn, as crypto/tls.Conn does.
 func (c *boundedConn) NetConn() net.Conn { return c.Conn }
 
-// deadline returns the deadline for an I/O starting now, given the user's,
-// and whether it is the bound's.
-func (c *boundedConn) deadline(user int64) (time.Time, bool) {
-	d := time.Now().Add(c.bound)
+// deadline returns the deadline for an I/O starting at start, given the
+// user's, and whether it is the bound's.
+func (c *boundedConn) deadline(start time.Time, user int64) (time.Time, bool) {
+	d := start.Add(c.bound)
 	if user != 0 && user < d.UnixNano() {
 		return time.Unix(0, user), false
 	}
@@ -82,7 +92,11 @@ func (c *boundedConn) Read(b []byte) (int, error) {
 	if err := c.dead.Load(); err != nil {
 		return 0, *err
 	}
-	d, ours := c.deadline(c.rd.Load())
+	start := time.Now()
+	if ex := c.ex.Load(); ex != 0 && ex < start.UnixNano() {
+		start = time.Unix(0, ex) // a Read is bounded from its exchange's start
+	}
+	d, ours := c.deadline(start, c.rd.Load())
 	if err := c.Conn.SetReadDeadline(d); err != nil {
 		return 0, err
 	}
@@ -97,7 +111,9 @@ func (c *boundedConn) Write(b []byte) (int, error) {
 	if err := c.dead.Load(); err != nil {
 		return 0, *err
 	}
-	d, ours := c.deadline(c.wd.Load())
+	now := time.Now()
+	c.ex.Store(now.UnixNano())
+	d, ours := c.deadline(now, c.wd.Load())
 	if err := c.Conn.SetWriteDeadline(d); err != nil {
 		return 0, err
 	}
@@ -116,17 +132,20 @@ func unixNano(t time.Time) int64 {
 }
 
 func (c *boundedConn) SetDeadline(t time.Time) error {
+	c.ex.Store(time.Now().UnixNano())
 	c.rd.Store(unixNano(t))
 	c.wd.Store(unixNano(t))
 	return c.Conn.SetDeadline(t)
 }
 
 func (c *boundedConn) SetReadDeadline(t time.Time) error {
+	c.ex.Store(time.Now().UnixNano())
 	c.rd.Store(unixNano(t))
 	return c.Conn.SetReadDeadline(t)
 }
 
 func (c *boundedConn) SetWriteDeadline(t time.Time) error {
+	c.ex.Store(time.Now().UnixNano())
 	c.wd.Store(unixNano(t))
 	return c.Conn.SetWriteDeadline(t)
 }

@@ -161,17 +161,21 @@ type opErrors struct {
 }
 
 // guardError is an error with a fixed message wrapping one or more errors.
+// It has no Timeout method: go-redis retries any error that has one (even
+// when it returns false), and a refusal must not be retried.
 type guardError struct {
 	msg     string
 	wrapped []error
-	timeout bool
 }
 
 func (e *guardError) Error() string   { return e.msg }
 func (e *guardError) Unwrap() []error { return e.wrapped }
 
-// Timeout reports whether the error is a timeout, as net.Error does.
-func (e *guardError) Timeout() bool { return e.timeout }
+// guardTimeout is the error of a call cut off by the op timeout.
+type guardTimeout struct{ guardError }
+
+// Timeout reports true, as a net.Error timeout does.
+func (e *guardTimeout) Timeout() bool { return true }
 
 // Sentinels handed to the breaker's done callback: the guard classifies
 // results itself.
@@ -223,11 +227,10 @@ func (g *Guard) buildErrors(op string) opErrors {
 		prefix += op + ": "
 	}
 	return opErrors{
-		timeout: &guardError{
+		timeout: &guardTimeout{guardError{
 			msg:     prefix + "timed out after " + g.opts.opTimeout.String(),
 			wrapped: []error{context.DeadlineExceeded},
-			timeout: true,
-		},
+		}},
 		open: &guardError{
 			msg:     prefix + "unavailable: circuit breaker is open",
 			wrapped: []error{ErrUnavailable, gobreaker.ErrOpenState},

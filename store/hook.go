@@ -19,10 +19,11 @@ import (
 //	rdb.AddHook(hook)
 //
 // It must be added before the client's first command, so that its dial hook
-// wraps every pooled connection: it bounds each socket read and write by the
-// op timeout (or an earlier deadline go-redis set), because go-redis ignores
-// context deadlines on socket reads unless the client was built with
-// ContextTimeoutEnabled. Connections dialed before AddHook keep go-redis'
+// wraps every pooled connection: it bounds each socket write, and the reads
+// of each reply taken together (so a reply that trickles in byte by byte
+// too), by the op timeout (or an earlier deadline go-redis set), because
+// go-redis ignores context deadlines on socket reads unless the client was
+// built with ContextTimeoutEnabled. Connections dialed before AddHook keep go-redis'
 // own timeouts. Blocking commands (BLPOP, BRPOP, XREAD BLOCK, WAIT …) and
 // pub/sub outlive any op timeout: run them on a client without the hook.
 // go-redis retries a refused dial (5 attempts, 100 ms apart, by default), so

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"reflect"
 	"sync/atomic"
 	"time"
 
@@ -14,7 +15,9 @@ import (
 // adds to each entry's key and value lengths: an estimate of what otter's
 // node, its hash-table slot, the eviction and expiry links and this
 // package's item header cost on a 64-bit platform. An entry weighs
-// len(key) + len(value) + MemoryEntryOverhead.
+// len(key) + len(value) + MemoryEntryOverhead, plus, while a decoded form
+// of the value is kept with it ([DecodedGetter]), the weight its [Decoder]
+// declared and 48 bytes for keeping it.
 const MemoryEntryOverhead = 160
 
 // maxMemoryBytes is the largest budget NewMemory accepts: otter sizes its
@@ -39,6 +42,29 @@ type item struct {
 	checkedAt int64
 	// gen is the Tiered store's remote generation at that moment.
 	gen uint64
+	// decoded is value as a reader decoded it ([DecodedGetter]), nil until
+	// one asks; it adds its weight to the item's. A copy of the item stored
+	// again (same value) keeps it; a new value starts without.
+	decoded *decodedForm
+}
+
+// decodedForm is what a Decoder made of an item's value.
+type decodedForm struct {
+	v      any
+	by     Decoder
+	weight uint64 // what by declared, plus decodedFormOverhead
+}
+
+// decodedFormOverhead is the weight of a decodedForm itself.
+const decodedFormOverhead = 48
+
+// weight returns the item's weight under key, unsaturated.
+func (it item) weight(key string) uint64 {
+	w := uint64(len(key)) + uint64(len(it.value)) + MemoryEntryOverhead
+	if it.decoded != nil {
+		w += it.decoded.weight
+	}
+	return w
 }
 
 // ttl returns the item's remaining time to live at nowNano: 0 for an item
@@ -71,7 +97,9 @@ func deadline(nowNano int64, ttl time.Duration) int64 {
 // [ErrValueTooLarge] instead of evicting everything else.
 //
 // Memory is safe for concurrent use. Get returns a copy that the caller
-// owns, and Set copies the value it is given. The budget is enforced by
+// owns, and Set copies the value it is given. [Memory.GetDecoded] is the
+// exception: it lends the stored bytes to a [Decoder] and keeps what it
+// decodes with the entry, weighed with it. The budget is enforced by
 // otter's maintenance, which runs on the calling goroutines after writes:
 // the weight held may exceed the budget briefly, by the entries written
 // since the last pass. Expired entries are never returned, and are removed
@@ -90,9 +118,37 @@ type Memory struct {
 }
 
 var (
-	_ Store     = (*Memory)(nil)
-	_ TTLGetter = (*Memory)(nil)
+	_ Store         = (*Memory)(nil)
+	_ TTLGetter     = (*Memory)(nil)
+	_ DecodedGetter = (*Memory)(nil)
 )
+
+// Decoder turns a stored value into the form its reader works with; see
+// [DecodedGetter]. Decode may keep references into value in what it returns
+// (value never changes), but must not modify value. weight estimates, in
+// bytes, the memory the result holds beyond value itself; it counts against
+// the in-process budget while the result is kept. Decode must be a pure
+// function of value and of the Decoder, which must be comparable (==): two
+// equal Decoders share what they decoded.
+type Decoder interface {
+	Decode(value []byte) (v any, weight int, err error)
+}
+
+// DecodedGetter is implemented by the in-process stores ([Memory],
+// [Tiered]) to spare a reader that decodes every value it reads both the
+// copy Get makes and the decoding: the decoded form is kept with the
+// in-process entry and handed out again until the entry is replaced,
+// expires or is evicted.
+//
+// The decoded value is shared by every caller that gets it, and may alias
+// the stored bytes: callers must treat it as read-only, and must not hand
+// mutable parts of it to code that could modify them.
+type DecodedGetter interface {
+	// GetDecoded is Get followed by d.Decode of the value. A miss or a
+	// failure is reported as by Get; an error from d.Decode is returned
+	// as is (so errors.Is matches it), and nothing is kept.
+	GetDecoded(ctx context.Context, key string, d Decoder) (any, error)
+}
 
 // NewMemory returns an in-process store that holds at most maxBytes of
 // entries, weighed as described on [Memory]. maxBytes must be positive and
@@ -142,7 +198,7 @@ func NewMemory(maxBytes int64, opts ...Option) (*Memory, error) {
 
 // weigh returns an entry's weight, saturated at the largest uint32.
 func weigh(key string, it item) uint32 {
-	w := uint64(len(key)) + uint64(len(it.value)) + MemoryEntryOverhead
+	w := it.weight(key)
 	if w > math.MaxUint32 {
 		return math.MaxUint32
 	}
@@ -190,6 +246,25 @@ func (m *Memory) Get(_ context.Context, key string) ([]byte, error) {
 		return nil, ErrNotFound
 	}
 	return clone(it.value), nil
+}
+
+// GetDecoded returns d.Decode of the value under key, decoding it only if
+// d (or an equal Decoder) has not decoded this stored value before; see
+// [DecodedGetter]. The stored bytes are lent to d, not copied. It panics if
+// d is nil or not comparable.
+func (m *Memory) GetDecoded(_ context.Context, key string, d Decoder) (any, error) {
+	checkDecoder(d)
+	if err := m.usable(); err != nil {
+		return nil, err
+	}
+	if err := checkKey(key, m.maxKeyBytes); err != nil {
+		return nil, err
+	}
+	it, ok := m.cache.GetIfPresent(key)
+	if !ok {
+		return nil, ErrNotFound
+	}
+	return m.decode(key, it, d)
 }
 
 // GetTTL is Get that also returns the entry's remaining time to live.
@@ -291,12 +366,48 @@ func (m *Memory) setItem(key string, it item) error {
 	if m.closed.Load() {
 		return ErrClosed
 	}
-	if w := uint64(len(key)) + uint64(len(it.value)) + MemoryEntryOverhead; w > uint64(m.maxBytes) || w > math.MaxUint32 {
+	if w := it.weight(key); w > uint64(m.maxBytes) || w > math.MaxUint32 {
 		return fmt.Errorf("%w: entry of %d bytes (with overhead) over the in-process budget of %d",
 			ErrValueTooLarge, w, m.maxBytes)
 	}
 	m.cache.Set(key, it)
 	return nil
+}
+
+// decode returns d's decoding of it.value, it being the item read under
+// key: the one kept with the item when d made it, else a new one, which is
+// then kept with the item if the item is still the one stored under key and
+// the extra weight fits the budget.
+func (m *Memory) decode(key string, it item, d Decoder) (any, error) {
+	if it.decoded != nil && it.decoded.by == d {
+		return it.decoded.v, nil
+	}
+	v, weight, err := d.Decode(it.value)
+	if err != nil || v == nil || len(it.value) == 0 || m.closed.Load() {
+		return v, err
+	}
+	it.decoded = &decodedForm{v: v, by: d, weight: uint64(max(weight, 0)) + decodedFormOverhead}
+	if w := it.weight(key); w > uint64(m.maxBytes) || w > math.MaxUint32 {
+		return v, nil
+	}
+	same := &it.value[0]
+	m.cache.ComputeIfPresent(key, func(old item) (item, otter.ComputeOp) {
+		// Only the same stored bytes: a newer value may have replaced it.
+		if len(old.value) != len(it.value) || &old.value[0] != same {
+			return old, otter.CancelOp
+		}
+		old.decoded = it.decoded
+		return old, otter.WriteOp
+	})
+	return v, nil
+}
+
+// checkDecoder panics, as a programmer error, for a Decoder that GetDecoded
+// cannot use: nil, or one that == cannot compare.
+func checkDecoder(d Decoder) {
+	if d == nil || !reflect.TypeOf(d).Comparable() {
+		panic(fmt.Sprintf("store: GetDecoded: Decoder %T is nil or not comparable", d))
+	}
 }
 
 // deleteItem removes key, for [Tiered].

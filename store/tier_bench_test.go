@@ -30,6 +30,29 @@ func BenchmarkMemoryGet(b *testing.B) {
 	}
 }
 
+// benchDecoder is a Decoder that does what a real one costs least: it
+// wraps the value.
+type benchDecoder struct{}
+
+func (benchDecoder) Decode(value []byte) (any, int, error) { return &value, 24, nil }
+
+// BenchmarkMemoryGetDecoded is a hit in the in-process store through
+// GetDecoded: a lookup, and the value decoded once and kept.
+func BenchmarkMemoryGetDecoded(b *testing.B) {
+	m := newTestMemory(b, 64<<20)
+	ctx := context.Background()
+	if err := m.Set(ctx, "k", tierBenchValue, time.Hour); err != nil {
+		b.Fatal(err)
+	}
+	var d Decoder = benchDecoder{}
+	b.ReportAllocs()
+	for b.Loop() {
+		if v, err := m.GetDecoded(ctx, "k", d); err != nil || len(*v.(*[]byte)) != len(tierBenchValue) {
+			b.Fatalf("GetDecoded: %v, %v", v, err)
+		}
+	}
+}
+
 // BenchmarkMemoryGetParallel is BenchmarkMemoryGet from every P at once.
 func BenchmarkMemoryGetParallel(b *testing.B) {
 	m := newTestMemory(b, 64<<20)
@@ -80,6 +103,31 @@ func BenchmarkTieredGetLocalHit(b *testing.B) {
 	for b.Loop() {
 		if v, err := tiered.Get(ctx, "k"); err != nil || len(v) != len(tierBenchValue) {
 			b.Fatalf("Get: %d bytes, %v", len(v), err)
+		}
+	}
+}
+
+// BenchmarkTieredGetDecodedLocalHit is BenchmarkTieredGetLocalHit through
+// GetDecoded: no copy, and the decoded value kept with the local copy.
+func BenchmarkTieredGetDecodedLocalHit(b *testing.B) {
+	srv := redistest.Start(b)
+	remote := newTestRedis(b, srv)
+	local := newTestMemory(b, 64<<20)
+	tiered, err := NewTiered(local, remote, WithCoherence(time.Hour),
+		WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { tiered.Close() })
+	ctx := context.Background()
+	if err := tiered.Set(ctx, "k", tierBenchValue, time.Hour); err != nil {
+		b.Fatal(err)
+	}
+	var d Decoder = benchDecoder{}
+	b.ReportAllocs()
+	for b.Loop() {
+		if v, err := tiered.GetDecoded(ctx, "k", d); err != nil || len(*v.(*[]byte)) != len(tierBenchValue) {
+			b.Fatalf("GetDecoded: %v, %v", v, err)
 		}
 	}
 }

@@ -73,9 +73,10 @@ type Tiered struct {
 }
 
 var (
-	_ Store     = (*Tiered)(nil)
-	_ TTLGetter = (*Tiered)(nil)
-	_ Pinger    = (*Tiered)(nil)
+	_ Store         = (*Tiered)(nil)
+	_ TTLGetter     = (*Tiered)(nil)
+	_ Pinger        = (*Tiered)(nil)
+	_ DecodedGetter = (*Tiered)(nil)
 )
 
 // NewTiered returns a Store that reads local first and fills it from remote,
@@ -127,8 +128,8 @@ func (t *Tiered) usable() error {
 // Get returns a copy of the value under key (the caller owns it), from the
 // local copy or the remote, as described on [Tiered].
 func (t *Tiered) Get(ctx context.Context, key string) ([]byte, error) {
-	v, _, err := t.get(ctx, key, false)
-	return v, err
+	r, err := t.get(ctx, key, false)
+	return r.owned(), err
 }
 
 // GetTTL is Get that also returns the remaining ttl of the copy returned: the
@@ -136,15 +137,54 @@ func (t *Tiered) Get(ctx context.Context, key string) ([]byte, error) {
 // copy's otherwise; 0 means no expiry. A value from a remote that is not a
 // TTLGetter, with a coherence of 0, has no known ttl: it is reported as 1ns.
 func (t *Tiered) GetTTL(ctx context.Context, key string) ([]byte, time.Duration, error) {
-	return t.get(ctx, key, true)
+	r, err := t.get(ctx, key, true)
+	return r.owned(), r.ttl, err
 }
 
-func (t *Tiered) get(ctx context.Context, key string, wantTTL bool) ([]byte, time.Duration, error) {
+// GetDecoded is Get followed by d.Decode of the value, as described on
+// [DecodedGetter]: the local copy's bytes are lent to d, not copied, and
+// what d decodes is kept with the local copy, so that later calls answered
+// by that copy skip both the copy and the decoding. A value that did not
+// come from (or go into) the local tier is decoded every time. It panics if
+// d is nil or not comparable.
+func (t *Tiered) GetDecoded(ctx context.Context, key string, d Decoder) (any, error) {
+	checkDecoder(d)
+	r, err := t.get(ctx, key, false)
+	if err != nil {
+		return nil, err
+	}
+	if r.local {
+		return t.local.decode(key, r.it, d)
+	}
+	v, _, err := d.Decode(r.it.value)
+	return v, err
+}
+
+// read is what Tiered.get found.
+type read struct {
+	it    item          // it.value is the value read
+	local bool          // it is (a version of) the local copy stored under the key: it.value is shared
+	fresh bool          // it.value came from the remote and is not stored locally: the caller owns it
+	ttl   time.Duration // when asked for
+}
+
+// owned returns the value read as the caller's own: a copy of a shared one.
+func (r read) owned() []byte {
+	switch {
+	case r.fresh:
+		return r.it.value
+	case r.local:
+		return clone(r.it.value)
+	}
+	return nil
+}
+
+func (t *Tiered) get(ctx context.Context, key string, wantTTL bool) (read, error) {
 	if err := t.usable(); err != nil {
-		return nil, 0, err
+		return read{}, err
 	}
 	if err := checkKey(key, t.local.maxKeyBytes); err != nil {
-		return nil, 0, err
+		return read{}, err
 	}
 	checkNow := t.now().UnixNano()
 	local, haveLocal := t.local.getItem(key)
@@ -154,7 +194,7 @@ func (t *Tiered) get(ctx context.Context, key string, wantTTL bool) ([]byte, tim
 		if wantTTL {
 			ttl = local.ttl(t.local.nowNano())
 		}
-		return clone(local.value), ttl, nil
+		return read{it: local, local: true, ttl: ttl}, nil
 	}
 
 	value, ttl, err := t.remoteGet(ctx, key)
@@ -178,14 +218,14 @@ func (t *Tiered) get(ctx context.Context, key string, wantTTL bool) ([]byte, tim
 		default:
 			// No ttl to give a new copy: serve the remote's value only, and
 			// claim no lifetime for it.
-			return value, time.Nanosecond, nil
+			return read{it: it, fresh: true, ttl: time.Nanosecond}, nil
 		}
 		if t.local.setItem(key, it) != nil {
 			// Too heavy for the in-process budget: drop an older copy too.
 			t.local.deleteItem(key)
-			return value, it.ttl(memNow), nil
+			return read{it: it, fresh: true, ttl: it.ttl(memNow)}, nil
 		}
-		return clone(value), it.ttl(memNow), nil
+		return read{it: it, local: true, ttl: it.ttl(memNow)}, nil
 
 	case errors.Is(err, ErrNotFound):
 		t.markUp(ctx)
@@ -193,20 +233,20 @@ func (t *Tiered) get(ctx context.Context, key string, wantTTL bool) ([]byte, tim
 		// Set cannot write back: the miss wins.
 		if haveLocal && local.gen < t.gen.Load() && local.expiresAt != noExpiry {
 			t.backfill(ctx, key, local, checkNow, memNow)
-			return clone(local.value), local.ttl(memNow), nil
+			return read{it: local, local: true, ttl: local.ttl(memNow)}, nil
 		}
 		if haveLocal {
 			t.local.deleteItem(key)
 		}
-		return nil, 0, err
+		return read{}, err
 
 	case IsUnavailable(err):
 		t.markDown(ctx, err)
 	}
 	if haveLocal {
-		return clone(local.value), local.ttl(memNow), nil
+		return read{it: local, local: true, ttl: local.ttl(memNow)}, nil
 	}
-	return nil, 0, fmt.Errorf("store: tiered get: %w", err)
+	return read{}, fmt.Errorf("store: tiered get: %w", err)
 }
 
 // remoteGet asks the remote, for the ttl too when it can tell it.

@@ -35,11 +35,33 @@ const redactedPassword = "xxxxx"
 // reads and writes (ContextTimeoutEnabled), so that a deadline on a call's
 // context bounds it.
 //
+// A rediss:// client checks the server's certificate against the system's
+// roots. For a server whose certificate a private CA signed, build the
+// options with [ClientOptionsFromURL], add the CA to their TLSConfig.RootCAs
+// and call redis.NewClient.
+//
 // Any other scheme, a malformed URL or a bad option is an error whose text
 // never contains the password: the URL it quotes is redacted as by
 // [RedactURL]. No connection is made; the caller owns the client and closes
 // it.
 func NewClientFromURL(rawURL string) (redis.UniversalClient, error) {
+	opts, err := ClientOptionsFromURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	return redis.NewClient(opts), nil
+}
+
+// ClientOptionsFromURL parses a URL as [NewClientFromURL] does, under the
+// same rules and with the same errors, and returns the options instead of a
+// client, so that a caller can change them before calling redis.NewClient:
+// typically, for a rediss:// URL, to trust a private CA
+// (opts.TLSConfig.RootCAs) or present a client certificate
+// (opts.TLSConfig.Certificates). For rediss:// the returned TLSConfig is
+// non-nil, with ServerName set to the URL's host; for redis:// it is nil.
+// ContextTimeoutEnabled is set. Each call returns new options that share
+// nothing with earlier ones.
+func ClientOptionsFromURL(rawURL string) (*redis.Options, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, malformedURLError(rawURL)
@@ -62,7 +84,7 @@ func NewClientFromURL(rawURL string) (redis.UniversalClient, error) {
 			RedactURL(rawURL), opts.DB, maxURLDB)
 	}
 	opts.ContextTimeoutEnabled = true
-	return redis.NewClient(opts), nil
+	return opts, nil
 }
 
 // strayAt reports whether a parsed URL has an '@' outside its user info,

@@ -20,6 +20,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -48,7 +49,10 @@ type config struct {
 }
 
 func main() {
-	cfg, err := parseConfig(os.Args[1:], os.Getenv)
+	cfg, err := parseConfig(os.Args[1:], os.Getenv, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "dataapi:", err)
 		os.Exit(2)
@@ -62,8 +66,9 @@ func main() {
 	}
 }
 
-// parseConfig reads the environment through getenv, then flags from args.
-func parseConfig(args []string, getenv func(string) string) (config, error) {
+// parseConfig reads the environment through getenv, then flags from args;
+// usage and flag errors are printed to stderr.
+func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
 	env := func(k, def string) string {
 		if v := getenv(k); v != "" {
 			return v
@@ -71,6 +76,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 		return def
 	}
 	fs := flag.NewFlagSet("dataapi", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	addr := fs.String("addr", env("ADDR", "127.0.0.1:8080"), "listen address (ADDR)")
 	redisURL := fs.String("redis-url", env("REDIS_URL", ""), "Redis URL; empty runs an embedded Redis (REDIS_URL)")
 	latency := fs.String("primary-latency", env("PRIMARY_LATENCY", "500ms"), "latency of the primary source (PRIMARY_LATENCY)")
@@ -124,6 +130,9 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- stri
 	})
 	reg.MustRegister(fetches)
 
+	if cfg.failsoft {
+		tune(opt)
+	}
 	// The legacy service's own client, as it always built it.
 	rdb := redis.NewClient(opt)
 	defer rdb.Close()

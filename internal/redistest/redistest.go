@@ -10,6 +10,7 @@ package redistest
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"os"
@@ -31,10 +32,12 @@ type Server struct {
 	dir  string
 	port int
 	args []string
+	cfg  Config
 
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{} // closed when cmd has been waited for
+	mu        sync.Mutex
+	loadingOK bool // a -LOADING reply counts as ready (RestartWith)
+	cmd       *exec.Cmd
+	done      chan struct{} // closed when cmd has been waited for
 }
 
 // Binary returns the redis-server path, or skips (fails under CI=true) when
@@ -54,12 +57,43 @@ func Binary(t testing.TB) string {
 	return p
 }
 
+// Config describes a server that needs more than extra arguments: a
+// password, or TLS instead of plain TCP. The zero value is what [Start]
+// starts.
+type Config struct {
+	// Args are passed on the command line after the defaults, as Start's
+	// extra arguments are.
+	Args []string
+	// Password, when set, is the default user's password (requirepass).
+	// Readiness checks and [Server.Do] authenticate with it.
+	Password string
+	// TLS, when set, makes the server listen for TLS only (--port 0,
+	// --tls-port on the free port) with these certificate files.
+	TLS *TLSFiles
+}
+
+// TLSFiles are the PEM files of a TLS server: its certificate and key, and
+// the CA certificate it would check client certificates against (clients
+// are not asked for one: --tls-auth-clients no).
+type TLSFiles struct {
+	CertFile, KeyFile, CAFile string
+}
+
 // Start starts a redis-server on a free loopback port with persistence off.
 // Extra arguments are passed on the command line (for example "--maxmemory",
 // "1mb").
 func Start(t testing.TB, extra ...string) *Server {
 	t.Helper()
-	s := &Server{t: t, bin: Binary(t), dir: t.TempDir(), args: extra}
+	return StartConfig(t, Config{Args: extra})
+}
+
+// StartConfig starts a redis-server as Start does, configured by cfg. The
+// test fails (or, without a redis-server binary, is skipped as by [Binary])
+// when the server does not start, for example because it was built without
+// TLS.
+func StartConfig(t testing.TB, cfg Config) *Server {
+	t.Helper()
+	s := &Server{t: t, bin: Binary(t), dir: t.TempDir(), args: cfg.Args, cfg: cfg}
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
 		s.port, err = freePort()
@@ -80,8 +114,19 @@ func Start(t testing.TB, extra ...string) *Server {
 // Addr is the server's host:port on 127.0.0.1.
 func (s *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
 
-// Port is the server's TCP port.
+// Port is the server's TCP port (its TLS port when it was started with
+// [Config].TLS).
 func (s *Server) Port() int { return s.port }
+
+// Dir is the server's working directory, where SAVE writes dump.rdb and a
+// restart loads it from.
+func (s *Server) Dir() string { return s.dir }
+
+// Log returns what the server has written to its log so far.
+func (s *Server) Log() string {
+	b, _ := os.ReadFile(filepath.Join(s.dir, "redis.log"))
+	return string(b)
+}
 
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -93,11 +138,23 @@ func freePort() (int, error) {
 }
 
 func (s *Server) start() error {
-	args := append([]string{
-		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
+	args := []string{"--port", strconv.Itoa(s.port)}
+	if f := s.cfg.TLS; f != nil {
+		args = []string{
+			"--port", "0", "--tls-port", strconv.Itoa(s.port),
+			"--tls-cert-file", f.CertFile, "--tls-key-file", f.KeyFile,
+			"--tls-ca-cert-file", f.CAFile, "--tls-auth-clients", "no",
+		}
+	}
+	args = append(args,
+		"--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", s.dir,
 		"--protected-mode", "no", "--daemonize", "no",
-	}, s.args...)
+	)
+	if s.cfg.Password != "" {
+		args = append(args, "--requirepass", s.cfg.Password)
+	}
+	args = append(args, s.args...)
 	cmd := exec.Command(s.bin, args...)
 	logf, err := os.Create(filepath.Join(s.dir, "redis.log"))
 	if err != nil {
@@ -114,7 +171,7 @@ func (s *Server) start() error {
 		cmd.Wait() // the exit status of a killed server is expected
 		logf.Close()
 	}()
-	if err := waitReady(s.Addr(), 5*time.Second); err != nil {
+	if err := s.waitReady(5 * time.Second); err != nil {
 		cmd.Process.Kill()
 		<-done
 		out, _ := os.ReadFile(logf.Name())
@@ -126,58 +183,107 @@ func (s *Server) start() error {
 	return nil
 }
 
-// waitReady polls with PING until the server answers PONG.
-func waitReady(addr string, within time.Duration) error {
+// waitReady polls with PING until the server answers PONG (or, after
+// RestartWith, LOADING).
+func (s *Server) waitReady(within time.Duration) error {
 	deadline := time.Now().Add(within)
 	for {
-		if err := ping(addr); err == nil {
+		if err := s.ping(); err == nil {
 			return nil
 		} else if time.Now().After(deadline) {
-			return fmt.Errorf("redis at %s not ready: %w", addr, err)
+			return fmt.Errorf("redis at %s not ready: %w", s.Addr(), err)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 }
 
-func ping(addr string) error {
-	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+// dial connects to the server, over TLS when it serves TLS only. The TLS
+// check of the server's certificate is skipped: these connections only
+// manage a test's own server; the tests check certificates themselves.
+func (s *Server) dial(timeout time.Duration) (net.Conn, error) {
+	if s.cfg.TLS == nil {
+		return net.DialTimeout("tcp", s.Addr(), timeout)
+	}
+	d := &net.Dialer{Timeout: timeout}
+	return tls.DialWithDialer(d, "tcp", s.Addr(), &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // test harness
+}
+
+// ping sends PING (after AUTH when the server has a password) and checks
+// the reply.
+func (s *Server) ping() error {
+	c, err := s.dial(200 * time.Millisecond)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(500 * time.Millisecond))
+	r := bufio.NewReader(c)
+	if s.cfg.Password != "" {
+		if _, err := c.Write(encode("AUTH", s.cfg.Password)); err != nil {
+			return err
+		}
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return err
+		}
+		if !strings.HasPrefix(line, "+OK") && !strings.HasPrefix(line, "-LOADING") {
+			return fmt.Errorf("AUTH: unexpected reply %q", strings.TrimSpace(line))
+		}
+	}
 	if _, err := c.Write([]byte("PING\r\n")); err != nil {
 		return err
 	}
-	line, err := bufio.NewReader(c).ReadString('\n')
+	line, err := r.ReadString('\n')
 	if err != nil {
 		return err
 	}
-	if !strings.HasPrefix(line, "+PONG") {
-		return fmt.Errorf("unexpected reply %q", line)
+	s.mu.Lock()
+	loadingOK := s.loadingOK
+	s.mu.Unlock()
+	if strings.HasPrefix(line, "+PONG") || (loadingOK && strings.HasPrefix(line, "-LOADING")) {
+		return nil
 	}
-	return nil
+	return fmt.Errorf("unexpected reply %q", strings.TrimSpace(line))
 }
 
-// Do sends one inline command over a fresh connection and returns the first
-// line of the reply; tests use it to reconfigure the server (CONFIG SET,
-// DEBUG) without a go-redis client in the way.
-func (s *Server) Do(args ...string) (string, error) {
-	c, err := net.DialTimeout("tcp", s.Addr(), time.Second)
-	if err != nil {
-		return "", err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
+// encode returns a command in RESP.
+func encode(args ...string) []byte {
 	var b strings.Builder
 	fmt.Fprintf(&b, "*%d\r\n", len(args))
 	for _, a := range args {
 		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
 	}
-	if _, err := c.Write([]byte(b.String())); err != nil {
+	return []byte(b.String())
+}
+
+// Do sends one command over a fresh connection (authenticated when the
+// server has a password, over TLS when it serves TLS) and returns the first
+// line of the reply; tests use it to reconfigure the server (CONFIG SET,
+// DEBUG) without a go-redis client in the way.
+func (s *Server) Do(args ...string) (string, error) {
+	c, err := s.dial(time.Second)
+	if err != nil {
 		return "", err
 	}
-	line, err := bufio.NewReader(c).ReadString('\n')
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	r := bufio.NewReader(c)
+	if s.cfg.Password != "" {
+		if _, err := c.Write(encode("AUTH", s.cfg.Password)); err != nil {
+			return "", err
+		}
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return "", err
+		}
+		if !strings.HasPrefix(line, "+OK") {
+			return strings.TrimRight(line, "\r\n"), fmt.Errorf("redistest: AUTH refused")
+		}
+	}
+	if _, err := c.Write(encode(args...)); err != nil {
+		return "", err
+	}
+	line, err := r.ReadString('\n')
 	return strings.TrimRight(line, "\r\n"), err
 }
 
@@ -232,6 +338,20 @@ func (s *Server) Restart() {
 		time.Sleep(50 * time.Millisecond)
 	}
 	s.t.Fatalf("redistest: restart on %s: %v", s.Addr(), err)
+}
+
+// RestartWith kills the server and starts it again on the same port and
+// directory with extra arguments added to its command line (kept for later
+// restarts). Unlike Restart, it returns as soon as the server accepts
+// connections, even while it still answers -LOADING: tests restart a server
+// over a saved dataset with --key-load-delay to make it answer LOADING.
+func (s *Server) RestartWith(extra ...string) {
+	s.t.Helper()
+	s.mu.Lock()
+	s.loadingOK = true
+	s.mu.Unlock()
+	s.args = append(s.args[:len(s.args):len(s.args)], extra...)
+	s.Restart()
 }
 
 func (s *Server) stop() {

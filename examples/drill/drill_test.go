@@ -1,0 +1,230 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/xml"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/failsoft/failsoft/internal/redistest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// TestDrillSmoke runs a short drill against the protected app and checks
+// the goals that hold on a noisy, shared two-core CI machine: no failed
+// request, at most two primary fetches per key, and every cache entry back
+// in the restarted Redis within 10 s. Throughput and p99 are printed, not
+// checked: they measure the machine as much as failsoft.
+func TestDrillSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the drill takes about 20 s, plus building the app")
+	}
+	cfg := defaultConfig()
+	cfg.redisServer = redistest.Binary(t)
+	cfg.clients, cfg.keys = 8, 10
+	cfg.latency = 100 * time.Millisecond
+	cfg.phases = [5]phaseSpec{
+		{phaseSteady, 2 * time.Second},
+		{phasePaused, 2 * time.Second},
+		{phaseResumed, 2 * time.Second},
+		{phaseKilled, 2 * time.Second},
+		{phaseRestarted, goalKeysBack}, // long enough to see the goal met or missed
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	var out bytes.Buffer
+	res, err := run(ctx, cfg, &out)
+	t.Logf("drill output:\n%s", out.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if len(res.phases) != len(cfg.phases) {
+		t.Fatalf("%d phases measured, want %d", len(res.phases), len(cfg.phases))
+	}
+	for _, p := range res.phases {
+		if p.requests == 0 {
+			t.Errorf("phase %s: no request completed", p.name)
+		}
+		if p.failed != 0 {
+			t.Errorf("phase %s: %d of %d requests failed (%v)", p.name, p.failed, p.requests, res.failures)
+		}
+	}
+	if max := goalFetches * float64(cfg.keys); res.fetches > max || res.fetches < float64(cfg.keys) {
+		t.Errorf("primary fetched %.0f times for %d keys, want %d to %.0f", res.fetches, cfg.keys, cfg.keys, max)
+	}
+	for key, n := range res.versions {
+		if n > goalFetches {
+			t.Errorf("key %s: %d different answers, want at most %d", key, n, goalFetches)
+		}
+	}
+	if res.entriesBack < 0 || res.entriesBack > goalKeysBack {
+		t.Errorf("cache entries back in the restarted Redis %s, want within %v (%d entries at the end)", fmtBack(res.entriesBack), goalKeysBack, res.entries)
+	}
+}
+
+// TestParseFlags checks the flags and the limits that keep the drill
+// bounded.
+func TestParseFlags(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		check   func(config) bool
+		wantErr string
+	}{
+		{name: "defaults", check: func(c config) bool {
+			return c.clients == 32 && c.keys == 20 && c.failsoft && c.latency == 500*time.Millisecond && c.phases[1].dur == 10*time.Second
+		}},
+		{name: "phase durations", args: []string{"-paused", "3s", "-restarted", "1m"}, check: func(c config) bool {
+			return c.phases[1].name == phasePaused && c.phases[1].dur == 3*time.Second && c.phases[4].dur == time.Minute
+		}},
+		{name: "failsoft off", args: []string{"-failsoft=false", "-clients", "4", "-keys", "5"}, check: func(c config) bool {
+			return !c.failsoft && c.clients == 4 && c.keys == 5
+		}},
+		{name: "no clients", args: []string{"-clients", "0"}, wantErr: "-clients"},
+		{name: "too many keys", args: []string{"-keys", "100000"}, wantErr: "-keys"},
+		{name: "phase too short", args: []string{"-killed", "1ms"}, wantErr: "-killed"},
+		{name: "phase too long", args: []string{"-steady", "1h"}, wantErr: "-steady"},
+		{name: "negative latency", args: []string{"-latency", "-1s"}, wantErr: "-latency"},
+		{name: "tiny timeout", args: []string{"-timeout", "1ms"}, wantErr: "-timeout"},
+		{name: "bad duration", args: []string{"-paused", "ten"}, wantErr: "invalid value"},
+		{name: "stray argument", args: []string{"now"}, wantErr: "unexpected arguments"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := parseFlags(tt.args, io.Discard)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want one mentioning %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tt.check(cfg) {
+				t.Errorf("config %+v", cfg)
+			}
+		})
+	}
+}
+
+// TestContract checks what the drill counts as a failed answer.
+func TestContract(t *testing.T) {
+	tests := []struct {
+		name string
+		body string
+		ok   bool
+	}{
+		{"from the primary", `{"source":"primary","data":"Data for key-01 fetched at 2026-01-01T00:00:00Z"}` + "\n", true},
+		{"from the cache", `{"source":"cache","data":"Data for key-01 fetched at 2026-01-01T00:00:00Z"}`, true},
+		{"another key's data", `{"source":"cache","data":"Data for key-02 fetched at 2026-01-01T00:00:00Z"}`, false},
+		{"unknown source", `{"source":"stale","data":"Data for key-01 fetched at x"}`, false},
+		{"no data", `{"source":"cache"}`, false},
+		{"extra field", `{"source":"cache","data":"Data for key-01 fetched at x","error":"boom"}`, false},
+		{"error body", `{"error":"redis: connection refused"}`, false},
+		{"two values", `{"source":"cache","data":"Data for key-01 fetched at x"}{}`, false},
+		{"not JSON", `Service Unavailable`, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, ok := contract([]byte(tt.body), "key-01"); ok != tt.ok {
+				t.Errorf("contract(%q) = %v, want %v", tt.body, ok, tt.ok)
+			}
+		})
+	}
+}
+
+// TestPercentile checks the nearest-rank quantiles of the table.
+func TestPercentile(t *testing.T) {
+	ms := func(ns ...int) []time.Duration {
+		var out []time.Duration
+		for _, n := range ns {
+			out = append(out, time.Duration(n)*time.Millisecond)
+		}
+		return out
+	}
+	hundred := make([]int, 100)
+	for i := range hundred {
+		hundred[i] = 100 - i
+	}
+	tests := []struct {
+		name string
+		lats []time.Duration
+		q    float64
+		want time.Duration
+	}{
+		{"empty", nil, 0.99, 0},
+		{"one", ms(7), 0.5, 7 * time.Millisecond},
+		{"median of four", ms(4, 1, 3, 2), 0.5, 2 * time.Millisecond},
+		{"p99 of 100", ms(hundred...), 0.99, 99 * time.Millisecond},
+		{"max", ms(hundred...), 1, 100 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := percentile(tt.lats, tt.q); got != tt.want {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestSVG checks that the chart is well-formed SVG with the fault windows
+// shaded, and that a second without answers leaves a gap in the p99 line.
+func TestSVG(t *testing.T) {
+	cfg := defaultConfig()
+	res := &result{cfg: cfg}
+	for i, p := range cfg.phases {
+		res.phases = append(res.phases, phaseResult{name: p.name, start: time.Duration(i) * 2 * time.Second, dur: 2 * time.Second})
+	}
+	for at := time.Duration(0); at < 10*time.Second; at += 10 * time.Millisecond {
+		if at >= 2*time.Second && at < 4*time.Second { // paused: nothing ends
+			continue
+		}
+		res.samples = append(res.samples, sample{at: at, lat: time.Millisecond, status: 200})
+	}
+	var b bytes.Buffer
+	writeSVG(&b, res)
+
+	dec := xml.NewDecoder(&b)
+	count := map[string]int{}
+	fills := map[string]bool{}
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("not well-formed: %v", err)
+		}
+		if se, ok := tok.(xml.StartElement); ok {
+			count[se.Name.Local]++
+			for _, a := range se.Attr {
+				if se.Name.Local == "rect" && a.Name.Local == "fill" {
+					fills[a.Value] = true
+				}
+			}
+		}
+	}
+	if count["svg"] != 1 {
+		t.Errorf("%d svg elements, want 1", count["svg"])
+	}
+	// throughput, failed, and the p99 line in two pieces around the gap
+	if count["polyline"] != 4 {
+		t.Errorf("%d polylines, want 4", count["polyline"])
+	}
+	for _, fill := range []string{"#fde2b8", "#f8c4c4"} {
+		if !fills[fill] {
+			t.Errorf("no fault window shaded %s", fill)
+		}
+	}
+}
