@@ -67,7 +67,7 @@ func (e *entry) setLifetimes(now time.Time, fresh, swr, sie time.Duration) {
 }
 
 // errBadEntry is wrapped by every decode error.
-var errBadEntry = errors.New("failsoft: bad cache entry")
+var errBadEntry = errors.New("middleware: bad cache entry")
 
 // entryVersion is the current encoding version; an entry with any other
 // version decodes as errBadEntry (a miss) and is overwritten.
