@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -67,6 +68,16 @@ type Cache struct {
 	pending  map[string]*entry
 	npending atomic.Int64
 
+	// epochs count the invalidations (unsafe methods, Purge) of primary
+	// keys, in a fixed number of slots that keys share by hash, so that
+	// memory does not grow with the keys. A response records its key's
+	// epoch before the handler runs; its store write is skipped, or undone,
+	// when the epoch moved in between: a write in flight never brings back
+	// what an invalidation deleted. Keys that share a slot only cost each
+	// other a skipped write.
+	epochSeed maphash.Seed
+	epochs    [epochSlots]atomic.Uint64
+
 	closed atomic.Bool
 	st     counters
 	warned [numWarn]atomic.Int64 // unix nanos of the last log of each kind
@@ -80,6 +91,9 @@ type counters struct {
 	hits, misses, staleServed, revalidated, bypasses, stored, storeErrors,
 	dropped, coalesced, refreshes, invalidated atomic.Uint64
 }
+
+// epochSlots is the number of invalidation epochs (see Cache.epochs).
+const epochSlots = 1024
 
 // warnKind names a rate-limited warning.
 type warnKind int
@@ -120,6 +134,7 @@ func New(s store.Store, opts ...Option) (*Cache, error) {
 		refreshing: make(map[string]struct{}),
 		pending:    make(map[string]*entry),
 		cancels:    make(map[uint64]context.CancelFunc),
+		epochSeed:  maphash.MakeSeed(),
 		csMethod:   o.name + "; fwd=method",
 		csNoStore:  o.name + "; fwd=bypass; detail=no-store",
 		csNoKey:    o.name + "; fwd=bypass; detail=no-key",
@@ -202,6 +217,7 @@ func (c *Cache) Purge(ctx context.Context, rawURL string) error {
 		return fmt.Errorf("middleware: purge %q: the key function gives no key", rawURL)
 	}
 	key := hashKey(material)
+	c.bumpEpoch(key)
 	c.forget(key)
 	if err := c.store.Delete(ctx, key); err != nil {
 		c.st.storeErrors.Add(1)
@@ -217,6 +233,7 @@ type lookup struct {
 	primary  string // hashed primary key
 	key      string // the key the response lives under: primary, or the variant key
 	marker   *entry // the Vary marker under primary, if any
+	epoch    uint64 // primary's invalidation epoch before the handler ran
 	e        *entry // the stored response, if any
 	fwd      string // Cache-Status fwd reason if the request goes forward
 	detail   string // Cache-Status detail of a failed lookup
@@ -369,6 +386,7 @@ func (c *Cache) invalidate(r *http.Request, h http.Header) {
 			continue
 		}
 		done[key] = true
+		c.bumpEpoch(key)
 		c.forget(key)
 		if err := c.store.Delete(ctx, key); err != nil {
 			c.st.storeErrors.Add(1)
@@ -460,24 +478,45 @@ func (c *Cache) read(ctx context.Context, key string) (*entry, error) {
 // miss answers a request without a usable fresh entry: one request per key
 // calls the handler at a time, the others wait for it (bounded) and share
 // its answer when that is storable.
+//
+// A follower that the leader's answer does not serve, although its own
+// call might give a shareable one (the handler failed; the leader was a
+// HEAD, or sent credentials or cookies that kept its answer private),
+// joins the key's flight again: one such follower leads the next call and
+// the others wait for it, instead of all calling the handler at once. All
+// its waits together stay within the coalescing wait (and its context).
 func (c *Cache) miss(w http.ResponseWriter, r *http.Request, next http.Handler, lk *lookup) {
 	if c.o.coalesceWait <= 0 {
 		c.forward(w, r, next, lk)
 		return
 	}
-	f, leader := c.flights.join(lk.key)
-	if leader {
-		var out *outcome
-		defer func() { c.flights.done(lk.key, f, out) }()
-		out = c.forward(w, r, next, lk)
-		return
-	}
-	res, ok := c.flights.wait(r.Context(), f, c.o.coalesceWait)
-	if r.Context().Err() != nil {
-		return // the client is gone
-	}
-	now := c.now()
-	if ok && res != nil {
+	var deadline time.Time // of the follower's waits, set at its first
+	for {
+		f, leader := c.flights.join(lk.key)
+		if leader {
+			c.lead(w, r, next, lk, f)
+			return
+		}
+		d := c.o.coalesceWait
+		if deadline.IsZero() {
+			deadline = time.Now().Add(d)
+		} else {
+			d = time.Until(deadline)
+		}
+		var res *outcome
+		ok := false
+		if d > 0 {
+			res, ok = c.flights.wait(r.Context(), f, d)
+		} else {
+			c.flights.leave(f)
+		}
+		if r.Context().Err() != nil {
+			return // the client is gone
+		}
+		if !ok || res == nil {
+			break
+		}
+		now := c.now()
 		if res.e != nil && (res.varyKey == "" || variantKey(lk.material, res.nonce, res.names, r) == res.varyKey) {
 			c.st.coalesced.Add(1)
 			c.serveEntry(w, r, res.e, now, c.fwdStatus(lk, res.e.Status, false, true, ""))
@@ -492,8 +531,50 @@ func (c *Cache) miss(w http.ResponseWriter, r *http.Request, next http.Handler, 
 			c.serveEntry(w, r, lk.e, now, c.staleStatus(lk, 0, lk.e, now, "stale-if-error", true))
 			return
 		}
+		if !res.failed && !differsIn(r, res.own) {
+			break // this request's answer would not be shareable either
+		}
+		if !time.Now().Before(deadline) {
+			break
+		}
 	}
 	c.forward(w, r, next, lk)
+}
+
+// lead calls the handler as the leader of flight f and hands its outcome to
+// the followers; a panic hands them outcomeFailed.
+func (c *Cache) lead(w http.ResponseWriter, r *http.Request, next http.Handler, lk *lookup, f *flight) {
+	out := outcomeFailed
+	defer func() { c.flights.done(lk.key, f, out) }()
+	out = c.forward(w, r, next, lk)
+}
+
+// outcomeFailed is the outcome of a failed handler call (shared, read-only).
+var outcomeFailed = &outcome{failed: true}
+
+// ownReason returns the reason a response was not storable when the reason
+// lies in the request alone (its method, credentials, cookies), so that
+// another request of the key may get a storable answer; "" otherwise.
+func ownReason(reason string) string {
+	switch reason {
+	case "method", "authorization", "cookie":
+		return reason
+	}
+	return ""
+}
+
+// differsIn reports whether r lacks what kept a leader's answer from being
+// shared (see ownReason): r's own answer may then be storable.
+func differsIn(r *http.Request, own string) bool {
+	switch own {
+	case "method":
+		return r.Method == http.MethodGet
+	case "authorization":
+		return !hasField(r.Header, "Authorization")
+	case "cookie":
+		return !hasField(r.Header, "Cookie")
+	}
+	return false
 }
 
 // forward calls the handler through a capture and answers with its
@@ -502,6 +583,7 @@ func (c *Cache) miss(w http.ResponseWriter, r *http.Request, next http.Handler, 
 func (c *Cache) forward(w http.ResponseWriter, r *http.Request, next http.Handler, lkp *lookup) *outcome {
 	lk := new(lookup) // a copy, so that the caller's stays on its stack
 	*lk = *lkp
+	lk.epoch = c.epoch(lk.primary)
 	c.st.misses.Add(1)
 	if c.debugOn(r.Context()) {
 		c.log.DebugContext(r.Context(), "failsoft: cache miss", "path", r.URL.Path, "fwd", lk.fwd)
@@ -544,7 +626,7 @@ func (c *Cache) forward(w http.ResponseWriter, r *http.Request, next http.Handle
 		if c.debugOn(r.Context()) {
 			c.log.DebugContext(r.Context(), "failsoft: stale served for a failed handler", "path", r.URL.Path, "detail", detail)
 		}
-		return &outcome{failed: true}
+		return outcomeFailed
 	}
 	if panicked {
 		panic(pv) // no stale copy: the recovery middleware above answers
@@ -561,14 +643,15 @@ func (c *Cache) forward(w http.ResponseWriter, r *http.Request, next http.Handle
 		}
 		key, marker, out := c.keys(r, lk, e, names)
 		c.serveEntry(w, r, e, now, c.fwdStatus(lk, http.StatusNotModified, true, false, ""))
-		c.writeAsync(r.Context(), key, e, lk.primary, marker)
+		c.writeAsync(r.Context(), key, e, lk.primary, marker, lk.epoch)
 		return out
 	}
 	c.complete(res.header, r, res, now)
 	var e *entry
 	var names []string
+	var reason string
 	if !failed {
-		e, names, _ = c.newEntry(r, res.status, res.header, res.body, now)
+		e, names, reason = c.newEntry(r, res.status, res.header, res.body, now)
 	}
 	dst := w.Header()
 	for k, v := range res.header {
@@ -580,13 +663,16 @@ func (c *Cache) forward(w http.ResponseWriter, r *http.Request, next http.Handle
 		_, _ = w.Write(res.body)
 	}
 	if failed {
-		return &outcome{failed: true}
+		return outcomeFailed
 	}
 	if e == nil {
+		if own := ownReason(reason); own != "" {
+			return &outcome{own: own}
+		}
 		return nil
 	}
 	key, marker, out := c.keys(r, lk, e, names)
-	c.writeAsync(r.Context(), key, e, lk.primary, marker)
+	c.writeAsync(r.Context(), key, e, lk.primary, marker, lk.epoch)
 	return out
 }
 

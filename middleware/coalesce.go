@@ -45,8 +45,15 @@ type outcome struct {
 	nonce   uint64
 	names   []string
 	// failed says the handler failed (5xx, panic, timeout): a follower
-	// with a stale copy answers with it rather than call the handler again.
+	// with a stale copy answers with it rather than call the handler again,
+	// the others join the key's next flight.
 	failed bool
+	// own, when e is nil and the call did not fail, is why the answer was
+	// not shareable when the reason lies in the leader's request alone
+	// ("method": a HEAD; "authorization"; "cookie"): a follower whose
+	// request lacks it joins the key's next flight, as its own answer may
+	// be shareable.
+	own string
 }
 
 // join returns key's flight, and leader=true when the caller starts it and
@@ -97,6 +104,14 @@ func (c *coalescer) wait(ctx context.Context, f *flight, d time.Duration) (res *
 	case <-t.C:
 		return nil, false
 	}
+}
+
+// leave ends a follower's wait on f without waiting, as wait does at its
+// end.
+func (c *coalescer) leave(f *flight) {
+	c.mu.Lock()
+	f.waiting--
+	c.mu.Unlock()
 }
 
 // waiters returns how many followers wait on key's flight now; tests use it

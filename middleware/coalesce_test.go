@@ -188,3 +188,203 @@ func TestCacheCoalescingVary(t *testing.T) {
 		t.Errorf("bodies %q, want each its own language", got)
 	}
 }
+
+// spinUntil yields until cond holds or a generous bound passes (a safety
+// net so that a broken implementation fails instead of hanging); it reports
+// whether cond held.
+func spinUntil(cond func() bool) bool {
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		runtimeYield()
+	}
+	return true
+}
+
+// TestCacheCoalescingRejoin: followers that the leader's answer cannot
+// serve, although their own answer may be shareable, join the next flight
+// instead of all calling the handler at once.
+func TestCacheCoalescingRejoin(t *testing.T) {
+	const n = 20
+	tests := []struct {
+		name   string
+		method string   // the leader's
+		hdr    []string // the leader's request header fields
+		status int      // the leader's answer
+	}{
+		{name: "HEAD leader", method: "HEAD", status: 200},
+		{name: "Authorization leader, private answer", method: "GET", hdr: []string{"Authorization", "Bearer x"}, status: 200},
+		{name: "Cookie leader, no explicit freshness", method: "GET", hdr: []string{"Cookie", "a=b"}, status: 200},
+		{name: "failed leader", method: "GET", status: 503},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newTestCache(t, newMapStore(), WithCoalesceWait(time.Minute))
+			key := hashKey(DefaultKey(httptest.NewRequest("GET", "http://example.com/a", nil)))
+			var calls atomic.Int64
+			release := make(chan struct{})
+			h := c.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				switch calls.Add(1) {
+				case 1:
+					<-release
+					if tt.status != 200 {
+						w.WriteHeader(tt.status)
+						return
+					}
+					if r.Header.Get("Cookie") != "" {
+						w.Header().Set("Last-Modified", "Mon, 03 Mar 2025 00:00:00 GMT")
+					} else {
+						w.Header().Set("Cache-Control", "max-age=60")
+					}
+					fmt.Fprint(w, "leader body")
+					return
+				case 2:
+					// The next leader: every other follower waits for it.
+					spinUntil(func() bool { return c.flights.waiters(key) >= n-1 })
+				}
+				w.Header().Set("Cache-Control", "max-age=60")
+				fmt.Fprint(w, "shared body")
+			}))
+			leaderDone := make(chan *httptest.ResponseRecorder, 1)
+			go func() {
+				r := httptest.NewRequest(tt.method, "http://example.com/a", nil)
+				for i := 0; i+1 < len(tt.hdr); i += 2 {
+					r.Header.Set(tt.hdr[i], tt.hdr[i+1])
+				}
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, r)
+				leaderDone <- w
+			}()
+			if !spinUntil(func() bool { return calls.Load() == 1 }) {
+				t.Fatal("the leader did not start")
+			}
+			var wg sync.WaitGroup
+			bodies := make([]string, n)
+			for i := range n {
+				wg.Go(func() {
+					w := httptest.NewRecorder()
+					h.ServeHTTP(w, httptest.NewRequest("GET", "http://example.com/a", nil))
+					bodies[i] = w.Body.String()
+				})
+			}
+			if !spinUntil(func() bool { return c.flights.waiters(key) == n }) {
+				t.Fatalf("%d followers wait, want %d", c.flights.waiters(key), n)
+			}
+			close(release)
+			wg.Wait()
+			lw := <-leaderDone
+			c.bg.wait()
+			if lw.Code != tt.status {
+				t.Errorf("leader got %d, want %d", lw.Code, tt.status)
+			}
+			if got := calls.Load(); got > 2 {
+				t.Errorf("handler ran %d times, want at most 2 (the leader and one follower)", got)
+			}
+			for i, b := range bodies {
+				if b != "shared body" {
+					t.Fatalf("follower %d got %q", i, b)
+				}
+			}
+			if got := c.Stats().Coalesced; got != n-1 {
+				t.Errorf("Coalesced %d, want %d", got, n-1)
+			}
+		})
+	}
+}
+
+// TestCacheCoalescingNoSerialize: followers whose own answer would be kept
+// from sharing for the leader's reason (here: they all send credentials)
+// call the handler at once, not one flight after another.
+func TestCacheCoalescingNoSerialize(t *testing.T) {
+	const n = 8
+	c := newTestCache(t, newMapStore(), WithCoalesceWait(time.Minute))
+	key := hashKey(DefaultKey(httptest.NewRequest("GET", "http://example.com/a", nil)))
+	var calls, active atomic.Int64
+	var together atomic.Bool
+	h := c.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			spinUntil(func() bool { return c.flights.waiters(key) >= n-1 })
+		} else {
+			// The followers' calls overlap only if none waits for another.
+			active.Add(1)
+			if spinUntil(func() bool { return active.Load() >= n-1 }) {
+				together.Store(true)
+			}
+		}
+		w.Header().Set("Cache-Control", "max-age=60")
+		fmt.Fprint(w, "private body")
+	}))
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			r := httptest.NewRequest("GET", "http://example.com/a", nil)
+			r.Header.Set("Authorization", "Bearer x")
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			if w.Body.String() != "private body" {
+				t.Errorf("got %q", w.Body.String())
+			}
+		})
+	}
+	wg.Wait()
+	if calls.Load() != n || !together.Load() {
+		t.Errorf("handler ran %d times (want %d), concurrently: %v", calls.Load(), n, together.Load())
+	}
+}
+
+// TestCacheCoalescingRejoinBounded: a follower that rejoins stops waiting
+// when the coalescing wait is over and calls the handler itself, though
+// the flight it rejoined still runs.
+func TestCacheCoalescingRejoinBounded(t *testing.T) {
+	c := newTestCache(t, newMapStore(), WithCoalesceWait(100*time.Millisecond))
+	key := hashKey(DefaultKey(httptest.NewRequest("GET", "http://example.com/a", nil)))
+	var calls atomic.Int64
+	release, thirdDone := make(chan struct{}), make(chan struct{})
+	var secondUnblocked atomic.Bool
+	h := c.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch calls.Add(1) {
+		case 1: // the HEAD leader
+			<-release
+		case 2: // the next leader: stuck until the other follower answered alone
+			select {
+			case <-thirdDone:
+				secondUnblocked.Store(true)
+			case <-time.After(10 * time.Second):
+			}
+		case 3:
+			defer close(thirdDone)
+		}
+		w.Header().Set("Cache-Control", "max-age=60")
+		fmt.Fprint(w, "body")
+	}))
+	var wg sync.WaitGroup
+	wg.Go(func() { h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("HEAD", "http://example.com/a", nil)) })
+	if !spinUntil(func() bool { return calls.Load() == 1 }) {
+		t.Fatal("the leader did not start")
+	}
+	bodies := make([]string, 2)
+	for i := range 2 {
+		wg.Go(func() {
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, httptest.NewRequest("GET", "http://example.com/a", nil))
+			bodies[i] = w.Body.String()
+		})
+	}
+	if !spinUntil(func() bool { return c.flights.waiters(key) == 2 }) {
+		t.Fatal("the followers do not wait")
+	}
+	close(release)
+	wg.Wait()
+	c.bg.wait()
+	if calls.Load() != 3 || !secondUnblocked.Load() {
+		t.Errorf("calls %d, second leader unblocked by the third call: %v", calls.Load(), secondUnblocked.Load())
+	}
+	if bodies[0] != "body" || bodies[1] != "body" {
+		t.Errorf("bodies %q", bodies)
+	}
+	if c.flights.waiters(key) != 0 {
+		t.Error("a waiter is left")
+	}
+}

@@ -2,8 +2,10 @@ package middleware
 
 import (
 	"context"
+	"hash/maphash"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/failsoft/failsoft/store"
@@ -89,6 +91,7 @@ func (c *Cache) startRefresh(r *http.Request, next http.Handler, lkp *lookup) {
 	}
 	lk := new(lookup) // the refresh's own copy
 	*lk = *lkp
+	lk.epoch = c.epoch(lk.primary)
 	c.refreshing[lk.key] = struct{}{}
 	// The refresh outlives the request: keep its values, not its
 	// cancellation, and bound it by its own timeout and by Close.
@@ -148,14 +151,14 @@ func (c *Cache) refresh(req *http.Request, next http.Handler, lk *lookup, id uin
 		c.st.revalidated.Add(1)
 		if ok {
 			key, marker, _ := c.keys(req, lk, e, names)
-			c.save(ctx, key, e, lk.primary, marker)
+			c.save(ctx, key, e, lk.primary, marker, lk.epoch)
 		}
 		return
 	}
 	c.complete(res.header, req, res, now)
 	if e, names, _ := c.newEntry(req, res.status, res.header, res.body, now); e != nil {
 		key, marker, _ := c.keys(req, lk, e, names)
-		c.save(ctx, key, e, lk.primary, marker)
+		c.save(ctx, key, e, lk.primary, marker, lk.epoch)
 	}
 }
 
@@ -172,8 +175,9 @@ func runRecovered(w http.ResponseWriter, r *http.Request, next http.Handler) (pv
 
 // writeAsync stores e under key (and marker under primary) in the
 // background, bounded by WithMaxPendingWrites; a write beyond the bound is
-// dropped and counted.
-func (c *Cache) writeAsync(ctx context.Context, key string, e *entry, primary string, marker *entry) {
+// dropped and counted. epoch is primary's invalidation epoch before the
+// handler ran: when it moved since, e is neither stored nor read back.
+func (c *Cache) writeAsync(ctx context.Context, key string, e *entry, primary string, marker *entry, epoch uint64) {
 	select {
 	case c.writes <- struct{}{}:
 	default:
@@ -187,6 +191,14 @@ func (c *Cache) writeAsync(ctx context.Context, key string, e *entry, primary st
 	}
 	ctx = context.WithoutCancel(ctx)
 	c.pendMu.Lock()
+	// Checked under pendMu, which forget takes after the epoch moves: an
+	// invalidation either sees e pending and drops it, or is seen here.
+	if c.epoch(primary) != epoch {
+		c.pendMu.Unlock()
+		<-c.writes
+		c.bg.done()
+		return
+	}
 	c.pending[key] = e
 	if marker != nil {
 		c.pending[primary] = marker
@@ -207,15 +219,15 @@ func (c *Cache) writeAsync(ctx context.Context, key string, e *entry, primary st
 			<-c.writes
 			c.bg.done()
 		}()
-		c.save(ctx, key, e, primary, marker)
+		c.save(ctx, key, e, primary, marker, epoch)
 	}()
 }
 
 // forget drops a pending write's entry from the read-your-writes view.
+// Invalidations call it after bumpEpoch; it always takes pendMu (no fast
+// path on npending), so that a writeAsync that checked the old epoch has
+// published its entry, which is then dropped here.
 func (c *Cache) forget(key string) {
-	if c.npending.Load() == 0 {
-		return
-	}
 	c.pendMu.Lock()
 	delete(c.pending, key)
 	c.npending.Store(int64(len(c.pending)))
@@ -223,21 +235,50 @@ func (c *Cache) forget(key string) {
 }
 
 // save writes e (and its Vary marker, if any) with a TTL that ends with the
-// entry's stale-if-error window.
-func (c *Cache) save(ctx context.Context, key string, e *entry, primary string, marker *entry) {
+// entry's stale-if-error window, unless primary was invalidated since epoch
+// was read. An invalidation that lands while the write is on its way (its
+// Delete may run before the Set) is seen after the Set, which is then
+// undone: the epoch moves before the invalidation's Delete, so a check
+// after the Set that still sees the old epoch comes before that Delete.
+func (c *Cache) save(ctx context.Context, key string, e *entry, primary string, marker *entry, epoch uint64) {
 	ttl := c.ttl(e, c.now())
-	if ttl <= 0 {
+	if ttl <= 0 || c.epoch(primary) != epoch {
 		return
 	}
-
 	if !c.set(ctx, key, e, ttl) {
 		return
 	}
+	markerSet := marker != nil && c.set(ctx, primary, marker, ttl)
+	if c.epoch(primary) != epoch {
+		c.undo(ctx, key)
+		if markerSet {
+			c.undo(ctx, primary)
+		}
+		return
+	}
 	c.st.stored.Add(1)
-	if marker != nil {
-		c.set(ctx, primary, marker, ttl)
+}
+
+// undo deletes what save stored after an invalidation moved the key's
+// epoch.
+func (c *Cache) undo(ctx context.Context, key string) {
+	if err := c.store.Delete(ctx, key); err != nil {
+		c.st.storeErrors.Add(1)
+		c.warn(warnWrite, "failsoft: undoing a cache write that an invalidation overtook failed", "err", err)
 	}
 }
+
+// epochSlot is the invalidation epoch slot of a primary key.
+func (c *Cache) epochSlot(primary string) *atomic.Uint64 {
+	return &c.epochs[maphash.String(c.epochSeed, primary)%epochSlots]
+}
+
+// epoch reads primary's invalidation epoch.
+func (c *Cache) epoch(primary string) uint64 { return c.epochSlot(primary).Load() }
+
+// bumpEpoch records an invalidation of primary; it runs before the
+// invalidation's forget and Delete.
+func (c *Cache) bumpEpoch(primary string) { c.epochSlot(primary).Add(1) }
 
 // ttl is how long the store keeps e: to the end of its stale-if-error
 // window, and, for an entry with a validator, at least the default

@@ -1,0 +1,206 @@
+package middleware
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// gatedStore is a mapStore whose Set reports on entered that it started and
+// then waits for release, so that a test can act while a write is in
+// flight.
+type gatedStore struct {
+	*mapStore
+	entered chan string
+	release chan struct{}
+}
+
+func newGatedStore() *gatedStore {
+	return &gatedStore{mapStore: newMapStore(), entered: make(chan string, 16), release: make(chan struct{})}
+}
+
+func (s *gatedStore) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	s.entered <- key
+	<-s.release
+	return s.mapStore.Set(ctx, key, value, ttl)
+}
+
+// versionedOrigin answers a GET with "v" and the number of its GET calls,
+// cacheable for a minute, and a PUT with 204.
+func versionedOrigin(gets *atomic.Int64) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		n := gets.Add(1)
+		w.Header().Set("Cache-Control", "max-age=60")
+		fmt.Fprintf(w, "v%d", n)
+	})
+}
+
+// TestInvalidateOvertakesWriteInFlight: a PUT that invalidates while the
+// store write of an earlier GET's answer is on its way (its Set started
+// before the invalidation's Delete) wins: the old answer is not served
+// afterwards, from the store or from the pending-writes view.
+func TestInvalidateOvertakesWriteInFlight(t *testing.T) {
+	for _, vary := range []bool{false, true} {
+		t.Run(fmt.Sprintf("vary=%v", vary), func(t *testing.T) {
+			s := newGatedStore()
+			c := newTestCache(t, s)
+			var gets atomic.Int64
+			origin := versionedOrigin(&gets)
+			if vary {
+				inner := origin
+				origin = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					w.Header().Set("Vary", "Accept-Language")
+					inner.ServeHTTP(w, r)
+				})
+			}
+			h := c.Handler(origin)
+			serve := func(method string) *httptest.ResponseRecorder {
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, httptest.NewRequest(method, "http://example.com/a", nil))
+				return w
+			}
+
+			if w := serve("GET"); w.Body.String() != "v1" {
+				t.Fatalf("first GET: %q", w.Body.String())
+			}
+			<-s.entered // the write of v1 is in flight, past save's first check
+			if w := serve("PUT"); w.Code != http.StatusNoContent {
+				t.Fatalf("PUT: %d", w.Code)
+			}
+			// While the write is still blocked: the pending view is gone.
+			if w := serve("GET"); w.Body.String() != "v2" {
+				t.Fatalf("GET after the PUT, write in flight: %q (%s), want v2",
+					w.Body.String(), w.Header().Get("Cache-Status"))
+			}
+			close(s.release) // v1's Set lands after the Delete, then v2's
+			c.bg.wait()
+			w := serve("GET")
+			if b := w.Body.String(); b == "v1" {
+				t.Fatalf("GET after the writes landed: the invalidated v1 came back (%s)", w.Header().Get("Cache-Status"))
+			}
+			if gets.Load() > 3 {
+				t.Errorf("%d GET calls, want at most 3", gets.Load())
+			}
+			c.bg.wait()
+			// Whatever is stored now is not v1.
+			if w := serve("GET"); w.Body.String() == "v1" {
+				t.Fatalf("v1 served again: %s", w.Header().Get("Cache-Status"))
+			}
+		})
+	}
+}
+
+// TestInvalidateDuringHandler: an answer whose handler call began before an
+// invalidation of its URL is answered but neither stored nor read back:
+// the handler may have read the data before the unsafe request changed it.
+func TestInvalidateDuringHandler(t *testing.T) {
+	s := newMapStore()
+	c := newTestCache(t, s)
+	var gets atomic.Int64
+	inHandler, unblock := make(chan struct{}), make(chan struct{})
+	origin := versionedOrigin(&gets)
+	h := c.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && gets.Load() == 0 {
+			close(inHandler)
+			<-unblock
+		}
+		origin.ServeHTTP(w, r)
+	}))
+	got := make(chan string, 1)
+	go func() {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest("GET", "http://example.com/a", nil))
+		got <- w.Body.String()
+	}()
+	<-inHandler
+	if w := do(c, h, "PUT", "http://example.com/a"); w.Code != http.StatusNoContent {
+		t.Fatalf("PUT: %d", w.Code)
+	}
+	close(unblock)
+	if b := <-got; b != "v1" {
+		t.Fatalf("first GET: %q", b)
+	}
+	c.bg.wait()
+	if s.len() != 0 || c.Stats().Stored != 0 {
+		t.Errorf("the overtaken answer was stored: %d entries, Stored %d", s.len(), c.Stats().Stored)
+	}
+	if w := do(c, h, "GET", "http://example.com/a"); w.Body.String() != "v2" {
+		t.Errorf("GET after: %q (%s), want v2 from the handler", w.Body.String(), w.Header().Get("Cache-Status"))
+	}
+	if w := do(c, h, "GET", "http://example.com/a"); w.Body.String() != "v2" || gets.Load() != 2 {
+		t.Errorf("third GET: %q, %d calls: later answers are stored again", w.Body.String(), gets.Load())
+	}
+}
+
+// TestPurgeOvertakesWriteInFlight: Purge, like an unsafe method, wins over
+// a write in flight.
+func TestPurgeOvertakesWriteInFlight(t *testing.T) {
+	s := newGatedStore()
+	c := newTestCache(t, s)
+	var gets atomic.Int64
+	h := c.Handler(versionedOrigin(&gets))
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest("GET", "http://example.com/a", nil))
+	<-s.entered
+	if err := c.Purge(context.Background(), "http://example.com/a"); err != nil {
+		t.Fatal(err)
+	}
+	close(s.release)
+	c.bg.wait()
+	if s.len() != 0 {
+		t.Errorf("%d entries left after the purge", s.len())
+	}
+	if w := do(c, h, "GET", "http://example.com/a"); w.Body.String() != "v2" {
+		t.Errorf("GET after purge: %q, want v2", w.Body.String())
+	}
+}
+
+// TestInvalidateDuringRefresh: a background refresh (stale-while-revalidate)
+// whose handler call began before an invalidation does not store its
+// answer.
+func TestInvalidateDuringRefresh(t *testing.T) {
+	clk := newTestClock()
+	s := newMapStore()
+	c := newTestCache(t, s, WithClock(clk.Now))
+	var gets atomic.Int64
+	inRefresh, unblock := make(chan struct{}), make(chan struct{})
+	h := c.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		n := gets.Add(1)
+		if n == 2 {
+			close(inRefresh)
+			<-unblock
+		}
+		w.Header().Set("Cache-Control", "max-age=10, stale-while-revalidate=60")
+		fmt.Fprintf(w, "v%d", n)
+	}))
+	do(c, h, "GET", "http://example.com/a")
+	clk.Add(20 * time.Second)
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest("GET", "http://example.com/a", nil))
+	if w.Body.String() != "v1" {
+		t.Fatalf("stale answer %q", w.Body.String())
+	}
+	<-inRefresh
+	// Not do: its wait for background work would wait for the refresh.
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("PUT", "http://example.com/a", nil))
+	close(unblock)
+	c.bg.wait()
+	if s.len() != 0 {
+		t.Errorf("%d entries: the refresh stored over the invalidation", s.len())
+	}
+	if w := do(c, h, "GET", "http://example.com/a"); w.Body.String() != "v3" {
+		t.Errorf("GET after: %q (%s), want v3 from the handler", w.Body.String(), w.Header().Get("Cache-Status"))
+	}
+}
