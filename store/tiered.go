@@ -2,9 +2,11 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,10 +29,10 @@ import (
 //   - a miss usually means the entry was purged or has expired elsewhere:
 //     the local copy is dropped and [ErrNotFound] returned. But if the
 //     remote has been seen unavailable and then available again since the
-//     copy was last written or confirmed (the remote may have restarted
-//     empty), the copy is returned and written back to the remote in the
-//     background with its remaining ttl: a backfill. At most
-//     [WithMaxBackfills] (default 16) run at once; others are dropped,
+//     copy was last written or confirmed, and it came back without its data
+//     (see the epoch marker below), the copy is returned and written back to
+//     the remote in the background with its remaining ttl: a backfill. At
+//     most [WithMaxBackfills] (default 16) run at once; others are dropped,
 //     logged at debug level, and tried again on a later Get. (A copy of a
 //     remote entry that had no expiry is not written back: the miss wins.)
 //   - an outage ([IsUnavailable]) or any other error returns the local copy
@@ -39,14 +41,41 @@ import (
 //
 // Set writes the local copy, then the remote, and returns the remote's
 // error; the local copy stays, so a value written during an outage is
-// backfilled once the remote is back. A value heavier than the in-process
-// budget goes to the remote only. Delete removes both copies and returns
-// the remote's error.
+// backfilled if the remote comes back without its data. A value heavier
+// than the in-process budget goes to the remote only. Delete removes both
+// copies and returns the remote's error.
 //
-// A remote seen down since it was last seen up is detected only through
-// calls that reach it (Get past the coherence window, Set, Delete, Ping); a
-// remote that restarts empty while no call reaches it looks like a purge.
-// Each down and up transition is logged once ([WithLogger]).
+// Epoch marker. Whether the remote kept its data across an outage is told
+// by a marker entry that Tiered keeps in the remote, under the key
+// "\x00failsoft-tiered-epoch" (under the Redis store's prefix): a random
+// token with a 30-day ttl, rewritten every 7 days while the remote is
+// reached. The first call that reaches the remote reads the marker, writes
+// one if there is none, and remembers the token; it is read back 5 s later,
+// as a token written by two replicas at once is proven only by finding it
+// again. When the remote answers after having been seen unavailable, the
+// call that sees it reads the marker once, bounded by that call's context:
+//   - the remembered token: the remote kept its data. A miss is a purge, and
+//     the miss wins, even right after a brief outage;
+//   - no marker, or another token than a proven remembered one (a replica
+//     that saw the restart first wrote it): the remote lost its data. The
+//     copies last written or confirmed before the outage are backfilled, and
+//     the new token is written, or adopted;
+//   - a failed read: nothing is backfilled, and the read is tried again 5 s
+//     later, at the earliest.
+//
+// Calls that see the recovery while the read runs, or an outage that
+// follows the previous check within 5 s, do not wait for it: their misses
+// are purges, and a flapping remote (a cluster with a dead shard) costs at
+// most one marker read per 5 s. Recoveries are detected only through calls
+// that reach the remote (Get past the coherence window, Set, Delete, Ping);
+// a remote that restarts empty while no call reaches it looks like a purge,
+// and so does, with a cluster, a shard other than the marker's that
+// restarts empty.
+//
+// The remote's state changes are logged ([WithLogger]) when they happen, at
+// most once per 5 s for each direction; a line counts the transitions it
+// stands for, and a state left unlogged by the limit is logged by the next
+// call after it.
 //
 // Tiered is safe for concurrent use. The zero value is not usable: build one
 // with [NewTiered]. It does not own its tiers: Close waits for backfills but
@@ -61,10 +90,28 @@ type Tiered struct {
 	log       *slog.Logger
 
 	// gen counts the remote's recoveries: it is incremented when the remote
-	// answers after having been seen down. A local copy older than the
-	// current generation may be missing from the remote.
-	gen  atomic.Uint64
-	down atomic.Bool
+	// answers after having been seen down; local copies are stamped with it
+	// when written or confirmed. lost is the generation of the latest
+	// recovery found (by the epoch marker) to have lost the remote's data:
+	// a local copy whose generation is older may be missing from the
+	// remote, and is backfilled on a miss.
+	gen       atomic.Uint64
+	lost      atomic.Uint64
+	down      atomic.Bool
+	recovered atomic.Bool // a recovery's epoch check has not run yet
+
+	// The epoch marker; epochMu is held by the one running check.
+	epochMu     sync.Mutex
+	epoch       string       // the remembered token, "" before the first check
+	epochSure   atomic.Bool  // a check found epoch after the one that wrote or adopted it
+	writtenAt   atomic.Int64 // t.now of the last marker write, or noTime
+	throttledAt atomic.Int64 // t.now of the last recovery or failed check, or noTime
+
+	// State change logs; logMu is held by the one logging.
+	logMu      sync.Mutex
+	loggedDown atomic.Bool  // the state last logged
+	flips      atomic.Int64 // transitions since the last line
+	loggedAt   [2]int64     // t.now of the last up, down line, or noTime; under logMu
 
 	slots  chan struct{} // one token per running backfill
 	mu     sync.Mutex    // orders wg.Add against Close
@@ -109,8 +156,11 @@ func NewTiered(local *Memory, remote Store, opts ...Option) (*Tiered, error) {
 		now:       o.now,
 		log:       o.logger,
 		slots:     make(chan struct{}, o.maxBackfills),
+		loggedAt:  [2]int64{noTime, noTime},
 	}
 	t.remoteTTL, _ = remote.(TTLGetter)
+	t.writtenAt.Store(noTime)
+	t.throttledAt.Store(noTime)
 	return t, nil
 }
 
@@ -231,7 +281,7 @@ func (t *Tiered) get(ctx context.Context, key string, wantTTL bool) (read, error
 		t.markUp(ctx)
 		// A copy without expiry came from a remote entry without one, which
 		// Set cannot write back: the miss wins.
-		if haveLocal && local.gen < t.gen.Load() && local.expiresAt != noExpiry {
+		if haveLocal && local.gen < t.lost.Load() && local.expiresAt != noExpiry {
 			t.backfill(ctx, key, local, checkNow, memNow)
 			return read{it: local, local: true, ttl: local.ttl(memNow)}, nil
 		}
@@ -262,7 +312,8 @@ func (t *Tiered) remoteGet(ctx context.Context, key string) ([]byte, time.Durati
 // owned by t, unless maxBackfills are already running or t is closing. It
 // first marks the copy confirmed at the current generation, so that reads
 // within the coherence window do not ask again; should the write fail with an
-// outage, the next recovery makes the copy older than the generation again.
+// outage, and the remote come back without its data, the copy is older than
+// that recovery and is backfilled again.
 func (t *Tiered) backfill(ctx context.Context, key string, it item, checkNow, memNow int64) {
 	select {
 	case t.slots <- struct{}{}:
@@ -392,20 +443,171 @@ func (t *Tiered) observe(ctx context.Context, err error) {
 	}
 }
 
-// markDown records that the remote is unavailable, logging the change once.
+// markDown records that the remote is unavailable.
 func (t *Tiered) markDown(ctx context.Context, err error) {
-	if t.down.CompareAndSwap(false, true) {
-		t.log.LogAttrs(ctx, slog.LevelWarn, "store: tiered: remote store unavailable, serving in-process copies",
-			slog.String("error", err.Error()))
+	if !t.down.Load() && t.down.CompareAndSwap(false, true) {
+		t.flips.Add(1)
+	}
+	t.logState(ctx, err)
+}
+
+// markUp records that the remote answered. After an outage it starts a new
+// generation and checks the epoch marker to learn whether the remote kept
+// its data; a pending check, the first one and the periodic one also run
+// here.
+func (t *Tiered) markUp(ctx context.Context) {
+	if t.down.Load() && t.down.CompareAndSwap(true, false) {
+		t.gen.Add(1)
+		t.recovered.Store(true)
+		t.flips.Add(1)
+	}
+	t.logState(ctx, nil)
+	now := t.now().UnixNano()
+	if !since(now, t.throttledAt.Load(), flapInterval) {
+		return
+	}
+	if t.epochDue(now) {
+		t.checkEpoch(ctx, now)
 	}
 }
 
-// markUp records that the remote answered; after an outage it starts a new
-// generation and logs the change once.
-func (t *Tiered) markUp(ctx context.Context) {
-	if t.down.Load() && t.down.CompareAndSwap(true, false) {
-		g := t.gen.Add(1)
-		t.log.LogAttrs(ctx, slog.LevelInfo, "store: tiered: remote store available again",
-			slog.Uint64("generation", g))
+// epochDue reports whether the epoch marker is to be checked: after a
+// recovery; flapInterval after it was written or adopted, until a check
+// finds it again; and every epochRefresh, to rewrite it.
+func (t *Tiered) epochDue(now int64) bool {
+	if t.recovered.Load() {
+		return true
 	}
+	d := epochRefresh
+	if !t.epochSure.Load() {
+		d = flapInterval
+	}
+	return since(now, t.writtenAt.Load(), d)
+}
+
+const (
+	// epochKey is the remote key of the epoch marker.
+	epochKey = "\x00failsoft-tiered-epoch"
+	// epochTTL is the marker's ttl; epochRefresh is how often it is read and
+	// rewritten, well within it.
+	epochTTL     = 30 * 24 * time.Hour
+	epochRefresh = 7 * 24 * time.Hour
+	// flapInterval bounds how often the marker is checked after a recovery
+	// or a failed check, and how often each state change is logged.
+	flapInterval = 5 * time.Second
+	// noTime is a time in t.now nanoseconds that never was.
+	noTime = math.MinInt64
+)
+
+// since reports whether at least d has passed from at to now: true when at
+// is noTime, and when the clock was stepped back before at.
+func since(now, at int64, d time.Duration) bool {
+	return at == noTime || now < at || now-at >= int64(d)
+}
+
+// checkEpoch reads the epoch marker, as described on [Tiered]; when a
+// recovery is pending and the marker shows that the remote lost its data,
+// it makes the copies older than that recovery backfill candidates. It
+// writes the marker when there is none, when it adopts another store's
+// token, and every epochRefresh. One check runs at a time; a call that
+// finds one running goes on without it.
+func (t *Tiered) checkEpoch(ctx context.Context, now int64) {
+	if !t.epochMu.TryLock() {
+		return
+	}
+	defer t.epochMu.Unlock()
+	// Read the flags again under the lock: another check may just have run.
+	if !since(now, t.throttledAt.Load(), flapInterval) {
+		return
+	}
+	if !t.epochDue(now) {
+		return
+	}
+	recovery := t.recovered.Swap(false)
+	gen := t.gen.Load() // the recovery being checked, or a later one
+	if recovery {
+		t.throttledAt.Store(now)
+	}
+	v, err := t.remote.Get(ctx, epochKey)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		if recovery {
+			t.recovered.Store(true)
+		}
+		t.throttledAt.Store(now)
+		t.log.LogAttrs(ctx, slog.LevelDebug, "store: tiered: epoch marker read failed: no backfill",
+			slog.String("error", err.Error()))
+		return
+	}
+	token := string(v)
+	var lost, write bool
+	switch {
+	case err != nil || token == "":
+		// No marker: a new remote, or one that lost its data.
+		token, lost, write = rand.Text(), true, true
+	case token == t.epoch:
+		// The remote kept its data.
+		t.epochSure.Store(true)
+		write = since(now, t.writtenAt.Load(), epochRefresh)
+	default:
+		// Another store's token: written after a restart by a replica that
+		// saw it first. Unless this store's own token was never found here
+		// since it wrote or adopted it: others may have written theirs at
+		// the same time.
+		lost, write = t.epochSure.Load(), true
+		t.epoch = token
+		t.epochSure.Store(false)
+	}
+	if recovery && lost {
+		t.lost.Store(gen)
+		t.log.LogAttrs(ctx, slog.LevelInfo, "store: tiered: remote store came back without its data, backfilling in-process copies",
+			slog.Uint64("generation", gen))
+	}
+	if !write {
+		return
+	}
+	if err := t.remote.Set(ctx, epochKey, []byte(token), epochTTL); err != nil {
+		t.throttledAt.Store(now) // written by the next check
+		t.log.LogAttrs(ctx, slog.LevelDebug, "store: tiered: epoch marker write failed",
+			slog.String("error", err.Error()))
+		return
+	}
+	t.writtenAt.Store(now)
+	if token != t.epoch {
+		t.epoch = token
+		t.epochSure.Store(false)
+	}
+}
+
+// logState logs the remote's state if it is not the one last logged, unless
+// that state was logged less than flapInterval ago; err is the outage just
+// seen, nil from a success.
+func (t *Tiered) logState(ctx context.Context, err error) {
+	if t.down.Load() == t.loggedDown.Load() || !t.logMu.TryLock() {
+		return
+	}
+	defer t.logMu.Unlock()
+	down := t.down.Load()
+	if down == t.loggedDown.Load() {
+		return
+	}
+	dir := 0
+	if down {
+		dir = 1
+	}
+	now := t.now().UnixNano()
+	if !since(now, t.loggedAt[dir], flapInterval) {
+		return
+	}
+	t.loggedAt[dir] = now
+	t.loggedDown.Store(down)
+	attrs := []slog.Attr{slog.Int64("transitions", t.flips.Swap(0))}
+	if !down {
+		t.log.LogAttrs(ctx, slog.LevelInfo, "store: tiered: remote store available again",
+			append(attrs, slog.Uint64("generation", t.gen.Load()))...)
+		return
+	}
+	if err != nil {
+		attrs = append(attrs, slog.String("error", err.Error()))
+	}
+	t.log.LogAttrs(ctx, slog.LevelWarn, "store: tiered: remote store unavailable, serving in-process copies", attrs...)
 }

@@ -33,13 +33,17 @@ type tierEntry struct {
 type tierRemote struct {
 	now func() time.Time
 
-	mu      sync.Mutex
-	data    map[string]tierEntry
-	down    bool
-	failErr error
-	gate    chan struct{} // when not nil, Set waits for it to be closed
+	mu       sync.Mutex
+	data     map[string]tierEntry
+	down     bool
+	failErr  error
+	epochErr error         // when not nil, calls on the epoch marker fail with it
+	gate     chan struct{} // when not nil, Set waits for it to be closed
 
+	// Calls counted, but for those on the epoch marker, which epochGets and
+	// epochSets count.
 	gets, sets, dels, pings atomic.Int64
+	epochGets, epochSets    atomic.Int64
 	setsStarted             chan string // receives the key of each Set, if not nil
 }
 
@@ -54,6 +58,12 @@ func (r *tierRemote) fail() error {
 		return tierOutage
 	}
 	return r.failErr
+}
+
+func (r *tierRemote) epochFail() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.epochErr
 }
 
 func (r *tierRemote) setDown(down bool) {
@@ -98,7 +108,14 @@ func (r *tierRemote) Get(ctx context.Context, key string) ([]byte, error) {
 }
 
 func (r *tierRemote) GetTTL(_ context.Context, key string) ([]byte, time.Duration, error) {
-	r.gets.Add(1)
+	if key == epochKey {
+		r.epochGets.Add(1)
+		if err := r.epochFail(); err != nil {
+			return nil, 0, err
+		}
+	} else {
+		r.gets.Add(1)
+	}
 	if err := r.fail(); err != nil {
 		return nil, 0, err
 	}
@@ -106,6 +123,19 @@ func (r *tierRemote) GetTTL(_ context.Context, key string) ([]byte, time.Duratio
 }
 
 func (r *tierRemote) Set(_ context.Context, key string, value []byte, ttl time.Duration) error {
+	if key == epochKey {
+		r.epochSets.Add(1)
+		if err := r.epochFail(); err != nil {
+			return err
+		}
+		if err := r.fail(); err != nil {
+			return err
+		}
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.data[key] = tierEntry{value: clone(value), expiresAt: r.now().Add(ttl)}
+		return nil
+	}
 	r.sets.Add(1)
 	if r.setsStarted != nil {
 		r.setsStarted <- key
@@ -911,5 +941,329 @@ func TestTieredRedisRestart(t *testing.T) {
 	}
 	if logs.count("available again") != 1 {
 		t.Errorf("recovery logged %d times, want once", logs.count("available again"))
+	}
+}
+
+// TestTieredBlipThenPurge: after an outage that the remote survived with its
+// data (the epoch marker is still there), a miss is a purge made by another
+// replica: the local copy is dropped, not written back.
+func TestTieredBlipThenPurge(t *testing.T) {
+	tests := []struct {
+		name string
+		// blip makes the remote unavailable for one call, seen by the
+		// Tiered store, then available again; k was written before.
+		blip func(t *testing.T, f *tierFixture)
+		// recoverWithK: the first call after the blip is the Get of k.
+		recoverWithK bool
+	}{
+		{name: "seen by a get, purged after the recovery", blip: func(t *testing.T, f *tierFixture) {
+			f.remote.setDown(true)
+			f.clock.Advance(time.Second)
+			f.get(t, "k", "v") // the outage: the local copy answers
+			f.remote.setDown(false)
+			f.miss(t, "other") // the recovery
+		}},
+		{name: "seen by a ping, purged after the recovery", blip: func(t *testing.T, f *tierFixture) {
+			f.remote.setDown(true)
+			if err := f.tiered.Ping(context.Background()); !IsUnavailable(err) {
+				t.Fatalf("Ping: %v, want an outage", err)
+			}
+			f.remote.setDown(false)
+			if err := f.tiered.Set(context.Background(), "other", []byte("o"), time.Minute); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{name: "seen by a get, purged during the outage", recoverWithK: true, blip: func(t *testing.T, f *tierFixture) {
+			f.remote.setDown(true)
+			f.clock.Advance(time.Second)
+			f.get(t, "k", "v")
+			f.remote.setDown(false)
+		}},
+		{name: "marker confirmed before the outage", blip: func(t *testing.T, f *tierFixture) {
+			f.clock.Advance(flapInterval)
+			f.get(t, "k", "v") // the marker is read back
+			f.remote.setDown(true)
+			f.clock.Advance(time.Second)
+			f.get(t, "k", "v")
+			f.remote.setDown(false)
+			f.miss(t, "other")
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newTierFixture(t, WithCoherence(time.Second))
+			ctx := context.Background()
+			if err := f.tiered.Set(ctx, "k", []byte("v"), time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			if tt.recoverWithK {
+				// Another replica purges k while this one cannot reach the
+				// remote.
+				if err := f.remote.Delete(ctx, "k"); err != nil {
+					t.Fatal(err)
+				}
+				tt.blip(t, f)
+			} else {
+				tt.blip(t, f)
+				if err := f.remote.Delete(ctx, "k"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			sets := f.remote.sets.Load()
+			f.clock.Advance(time.Second)
+			f.miss(t, "k")
+			if n := f.logs.count("available again"); n != 1 {
+				t.Fatalf("logged 'available again' %d times, want once: the blip was not seen", n)
+			}
+			if _, ok := f.local.getItem("k"); ok {
+				t.Error("local copy still there after the remote miss")
+			}
+			if err := f.tiered.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if f.remote.has("k") || f.remote.sets.Load() != sets {
+				t.Errorf("remote has k: %v, Sets = %d; want no backfill", f.remote.has("k"), f.remote.sets.Load()-sets)
+			}
+			if n := f.logs.count("without its data"); n != 0 {
+				t.Errorf("logged a data loss %d times, want none", n)
+			}
+			if n := f.remote.epochGets.Load(); n != 2 && n != 3 {
+				t.Errorf("epoch marker read %d times, want 2 or 3 (first contact, read back, recovery)", n)
+			}
+		})
+	}
+}
+
+// TestTieredRestartOtherReplicaFirst: two replicas share a remote that
+// restarts empty; the one that comes back first writes a new marker, and the
+// other still sees the restart, from the changed token.
+func TestTieredRestartOtherReplicaFirst(t *testing.T) {
+	clock := newManualClock()
+	remote := newTierRemote(clock.Now)
+	replica := func() (*Tiered, *tierLogs) {
+		logs := &tierLogs{}
+		local := newTestMemory(t, 1<<20, WithClock(clock.Now))
+		tiered, err := NewTiered(local, remote, WithClock(clock.Now), WithCoherence(time.Second), WithLogger(slog.New(logs)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { tiered.Close() })
+		return tiered, logs
+	}
+	a, aLogs := replica()
+	b, bLogs := replica()
+	ctx := context.Background()
+	get := func(s *Tiered, key, want string) {
+		t.Helper()
+		if got, err := s.Get(ctx, key); err != nil || string(got) != want {
+			t.Fatalf("Get(%q) = %q, %v; want %q", key, got, err, want)
+		}
+	}
+	if err := a.Set(ctx, "ka", []byte("va"), time.Minute); err != nil { // writes the marker
+		t.Fatal(err)
+	}
+	if err := b.Set(ctx, "kb", []byte("vb"), time.Minute); err != nil { // adopts it
+		t.Fatal(err)
+	}
+	clock.Advance(flapInterval)
+	get(a, "ka", "va") // both read the marker back
+	get(b, "kb", "vb")
+	if n := remote.epochGets.Load(); n != 4 {
+		t.Fatalf("epoch marker read %d times, want 4", n)
+	}
+
+	remote.setDown(true)
+	clock.Advance(time.Second)
+	get(a, "ka", "va")
+	get(b, "kb", "vb")
+	remote.flush()
+	remote.setDown(false)
+	get(b, "kb", "vb") // b sees no marker, writes its own
+	get(a, "ka", "va") // a sees b's
+	pollUntil(t, 5*time.Second, "both backfills", func() bool { return remote.has("ka") && remote.has("kb") })
+	for _, l := range []*tierLogs{aLogs, bLogs} {
+		if n := l.count("without its data"); n != 1 {
+			t.Errorf("logged a data loss %d times, want once", n)
+		}
+	}
+}
+
+// TestTieredMarkerUnproven: a marker token this store wrote but never read
+// back proves nothing when another is found: another replica may have
+// written its own at the same time. The miss wins.
+func TestTieredMarkerUnproven(t *testing.T) {
+	f := newTierFixture(t, WithCoherence(time.Second))
+	ctx := context.Background()
+	if err := f.tiered.Set(ctx, "k", []byte("v"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	f.remote.mu.Lock()
+	f.remote.data[epochKey] = tierEntry{value: []byte("another replica's"), expiresAt: f.clock.Now().Add(time.Hour)}
+	delete(f.remote.data, "k")
+	f.remote.down = true
+	f.remote.mu.Unlock()
+	f.clock.Advance(time.Second)
+	f.get(t, "k", "v")
+	f.remote.setDown(false)
+	f.miss(t, "k")
+	if err := f.tiered.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if f.remote.has("k") {
+		t.Error("k backfilled")
+	}
+	if v, _, _ := f.remote.peek(epochKey); string(v) != "another replica's" {
+		t.Errorf("marker = %q, want the other replica's token, adopted", v)
+	}
+}
+
+// TestTieredMarkerReadFails: a recovery whose marker read fails backfills
+// nothing; the read is tried again flapInterval later, and a restart it then
+// finds backfills the copies still there.
+func TestTieredMarkerReadFails(t *testing.T) {
+	f := newTierFixture(t, WithCoherence(time.Second))
+	ctx := context.Background()
+	for _, k := range []string{"a", "b"} {
+		if err := f.tiered.Set(ctx, k, []byte("v-"+k), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.remote.setDown(true)
+	f.clock.Advance(time.Second)
+	f.get(t, "a", "v-a")
+	f.remote.flush()
+	f.remote.mu.Lock()
+	f.remote.down = false
+	f.remote.epochErr = tierOutage
+	f.remote.mu.Unlock()
+	f.miss(t, "a") // the marker cannot be read: the miss wins
+	f.remote.mu.Lock()
+	f.remote.epochErr = nil
+	f.remote.mu.Unlock()
+	f.clock.Advance(flapInterval - time.Millisecond)
+	gets := f.remote.epochGets.Load()
+	if err := f.tiered.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.remote.epochGets.Load() - gets; n != 0 {
+		t.Errorf("marker read %d times within %v of the failed read, want 0", n, flapInterval)
+	}
+	f.clock.Advance(time.Millisecond)
+	if err := f.tiered.Ping(ctx); err != nil { // the read again: no marker
+		t.Fatal(err)
+	}
+	if n := f.remote.epochGets.Load() - gets; n != 1 {
+		t.Errorf("marker read %d times %v after the failed read, want once", n, flapInterval)
+	}
+	f.get(t, "b", "v-b") // a copy from before the outage: backfilled
+	pollUntil(t, 5*time.Second, "b's backfill", func() bool { return f.remote.has("b") })
+	if err := f.tiered.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if f.remote.has("a") {
+		t.Error("a backfilled after a failed marker read")
+	}
+}
+
+// TestTieredFlapping: a remote that fails every other call (a dead shard of
+// a cluster) logs each state change at most once per flapInterval, reads
+// the marker at most once per flapInterval, and brings back no purged entry.
+func TestTieredFlapping(t *testing.T) {
+	f := newTierFixture(t, WithCoherence(0))
+	ctx := context.Background()
+	if err := f.tiered.Set(ctx, "k", []byte("v"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	const calls = 400 // 4 s at 10 ms each
+	for i := range calls {
+		f.remote.setDown(i%2 == 0)
+		f.get(t, "k", "v")
+		f.clock.Advance(10 * time.Millisecond)
+	}
+	if n := f.logs.count("unavailable"); n != 1 {
+		t.Errorf("logged 'unavailable' %d times in %d flips, want once", n, calls)
+	}
+	if n := f.logs.count("available again"); n != 1 {
+		t.Errorf("logged 'available again' %d times in %d flips, want once", n, calls)
+	}
+	if n := f.remote.epochGets.Load(); n != 2 {
+		t.Errorf("epoch marker read %d times, want 2 (first contact, first recovery)", n)
+	}
+
+	// Left down, unlogged: logged by the first call after the limit.
+	f.remote.setDown(true)
+	f.get(t, "k", "v")
+	if n := f.logs.count("unavailable"); n != 1 {
+		t.Errorf("logged 'unavailable' %d times, want once", n)
+	}
+	f.clock.Advance(flapInterval)
+	f.get(t, "k", "v")
+	if n := f.logs.count("unavailable"); n != 2 {
+		t.Errorf("logged 'unavailable' %d times after %v, want twice", n, flapInterval)
+	}
+
+	// The remote kept its data: a purge wins.
+	f.remote.setDown(false)
+	if err := f.remote.Delete(ctx, "k"); err != nil {
+		t.Fatal(err)
+	}
+	f.miss(t, "k")
+	if err := f.tiered.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if f.remote.has("k") || f.remote.sets.Load() != 1 {
+		t.Errorf("remote has k: %v, Sets = %d; want no backfill", f.remote.has("k"), f.remote.sets.Load())
+	}
+}
+
+// TestTieredRedisBlip runs the blip against a real Redis that is paused for
+// one timed-out call and keeps its data: a key purged by another writer
+// after it stays purged.
+func TestTieredRedisBlip(t *testing.T) {
+	srv := redistest.Start(t)
+	guard := newTestGuard(t, newTestRedis(t, srv), WithOpTimeout(50*time.Millisecond))
+	local := newTestMemory(t, 1<<20)
+	logs := &tierLogs{}
+	tiered, err := NewTiered(local, guard, WithCoherence(0), WithLogger(slog.New(logs)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tiered.Close() })
+	ctx := context.Background()
+	if err := tiered.Set(ctx, "k", []byte("v"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if ms := pttl(t, srv, DefaultPrefix+epochKey); ms <= 0 || ms > int(epochTTL/time.Millisecond) {
+		t.Errorf("PTTL of the epoch marker = %d ms, want in (0, %d]", ms, epochTTL/time.Millisecond)
+	}
+
+	srv.Pause()
+	t.Cleanup(srv.Resume) // before the client and the guard close
+	if got, err := tiered.Get(ctx, "k"); err != nil || string(got) != "v" {
+		t.Fatalf("Get during the pause = %q, %v; want the local copy", got, err)
+	}
+	if logs.count("unavailable") != 1 {
+		t.Fatalf("outage not observed")
+	}
+	srv.Resume()
+	pollUntil(t, 5*time.Second, "the recovery", func() bool {
+		_, err := tiered.Get(ctx, "other")
+		return errors.Is(err, ErrNotFound)
+	})
+	if _, err := srv.Do("DEL", DefaultPrefix+"k"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tiered.Get(ctx, "k"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Get after the purge: %v, want ErrNotFound", err)
+	}
+	if err := tiered.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if line, _ := srv.Do("EXISTS", DefaultPrefix+"k"); line != ":0" {
+		t.Errorf("purged key came back: EXISTS = %q", line)
+	}
+	if logs.count("available again") != 1 || logs.count("without its data") != 0 {
+		t.Errorf("logged recovery %d times, data loss %d times; want 1, 0",
+			logs.count("available again"), logs.count("without its data"))
 	}
 }
