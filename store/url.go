@@ -33,7 +33,9 @@ const redactedPassword = "xxxxx"
 //
 // Unlike redis.ParseURL, the client honours context deadlines on socket
 // reads and writes (ContextTimeoutEnabled), so that a deadline on a call's
-// context bounds it.
+// context bounds it, and it dials once per connection attempt
+// (DialerRetries 1, go-redis' default is 5 attempts 100 ms apart), so that a
+// server refusing connections is a fast failure, as the failure model says.
 //
 // A rediss:// client checks the server's certificate against the system's
 // roots. For a server whose certificate a private CA signed, build the
@@ -59,7 +61,7 @@ func NewClientFromURL(rawURL string) (redis.UniversalClient, error) {
 // (opts.TLSConfig.RootCAs) or present a client certificate
 // (opts.TLSConfig.Certificates). For rediss:// the returned TLSConfig is
 // non-nil, with ServerName set to the URL's host; for redis:// it is nil.
-// ContextTimeoutEnabled is set. Each call returns new options that share
+// ContextTimeoutEnabled is set and DialerRetries is 1. Each call returns new options that share
 // nothing with earlier ones.
 func ClientOptionsFromURL(rawURL string) (*redis.Options, error) {
 	u, err := url.Parse(rawURL)
@@ -84,6 +86,7 @@ func ClientOptionsFromURL(rawURL string) (*redis.Options, error) {
 			RedactURL(rawURL), opts.DB, maxURLDB)
 	}
 	opts.ContextTimeoutEnabled = true
+	opts.DialerRetries = 1
 	return opts, nil
 }
 

@@ -29,6 +29,9 @@ func TestClientOptionsFromURL(t *testing.T) {
 				t.Errorf("options %s %q %q %d, want %s %q %q %d", o.Addr, o.Username, o.Password, o.DB,
 					tt.addr, tt.user, tt.password, tt.db)
 			}
+			if o.DialerRetries != 1 {
+				t.Errorf("DialerRetries = %d, want 1 (a refused connection fails fast)", o.DialerRetries)
+			}
 			if !o.ContextTimeoutEnabled {
 				t.Error("ContextTimeoutEnabled is off")
 			}
