@@ -238,7 +238,7 @@ func (w *keyWatcher) start(ctx context.Context) {
 		tick := time.NewTicker(20 * time.Millisecond)
 		defer tick.Stop()
 		for {
-			entries, errE := w.rdb.Keys(ctx, "failsoft:*").Result()
+			entries, errE := w.rdb.Keys(ctx, "failsoft:[ev]:*").Result()
 			data, errD := w.rdb.Exists(ctx, w.data...).Result()
 			since := time.Since(t0)
 			w.mu.Lock()

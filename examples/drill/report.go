@@ -119,7 +119,7 @@ func report(out io.Writer, res *result) {
 		return
 	}
 	fmt.Fprintf(out, "\nrestarted Redis (empty) held:\n")
-	fmt.Fprintf(out, "  cache entries (failsoft:*, >= %d):  %s (%d at the end)\n", res.cfg.keys, fmtBack(res.entriesBack), res.entries)
+	fmt.Fprintf(out, "  cache entries (failsoft:[ev]:*, >= %d):  %s (%d at the end)\n", res.cfg.keys, fmtBack(res.entriesBack), res.entries)
 	fmt.Fprintf(out, "  data keys (key-NN, all %d):          %s (%d at the end)\n", res.cfg.keys, fmtBack(res.dataBack), res.dataKeys)
 	maxV := 0
 	for _, n := range res.versions {

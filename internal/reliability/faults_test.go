@@ -83,8 +83,16 @@ func TestFaultProxy(t *testing.T) {
 				t.Fatalf("legacy warm-up: %s", w.Body)
 			}
 			faultWaitFor(t, 2*time.Second, "entries written to Redis", func() bool {
-				n, err := srv.Do("DBSIZE")
-				return err == nil && n == ":2"
+				// The cache entry, the legacy handler's key, and the tiered
+				// store's epoch marker once it has written one.
+				entries, err1 := srv.Do("KEYS", "failsoft:[ev]:*")
+				marker, err2 := srv.Do("EXISTS", store.DefaultPrefix+"\x00failsoft-tiered-epoch")
+				n, err3 := srv.Do("DBSIZE")
+				want := ":2"
+				if marker == ":1" {
+					want = ":3"
+				}
+				return err1 == nil && err2 == nil && err3 == nil && entries == "*1" && n == want
 			})
 			if w, _ := faultGet(probe, cachedURL); !faultRedisHit(w) {
 				t.Fatalf("healthy probe: Cache-Status %q, want a hit from Redis", w.Header().Get("Cache-Status"))
