@@ -1,0 +1,163 @@
+package failsoft
+
+import (
+	"github.com/justinas/alice"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/failsoft/failsoft/health"
+	"github.com/failsoft/failsoft/middleware"
+	"github.com/failsoft/failsoft/store"
+)
+
+// builder assembles a Protector. Each part it builds is added to the
+// closers in the order Close must run them, whatever the order of
+// construction: the cache before the stores it writes to, the cache's
+// client before the guards, so that calls a hung Redis still holds end at
+// once instead of at the client's read timeout.
+type builder struct {
+	cfg config
+	p   *Protector
+
+	cache, health, tiered, memory, client, bound, guards func() error
+}
+
+// guardName names the breaker (or, for a Cluster, each node's breaker
+// "redis@host:port") in logs, health checks and metrics.
+const guardName = "redis"
+
+func (b *builder) build(client redis.UniversalClient) (*Protector, error) {
+	cfg, p := b.cfg, b.p
+	cc, err := cacheClient(client)
+	if err != nil {
+		return nil, err
+	}
+	b.client = cc.Close
+	remote, err := store.NewRedis(cc, store.WithPrefix(cfg.name+":"))
+	if err != nil {
+		return nil, err
+	}
+
+	guardOpts := []store.Option{
+		store.WithName(guardName),
+		store.WithBreaker(cfg.failureThreshold, cfg.openPeriod),
+		store.WithLogger(cfg.logger),
+	}
+	if m := cfg.metrics; m != nil {
+		guardOpts = append(guardOpts, store.WithObserver(m.Observer()), store.WithOnStateChange(m.OnStateChange()))
+	}
+
+	// guarded is the cache's remote tier; addHook wires the caller's
+	// client, last, once nothing can fail any more.
+	var guarded *store.Guard
+	var addHook func()
+	var healthOpts []health.Option
+	var recoverOpts []middleware.RecoverOption
+	switch c := client.(type) {
+	case *redis.ClusterClient:
+		// Each node's commands get half the op timeout, the whole call the
+		// op timeout: the bound must exceed the nodes' (see NodeGuards.Bound).
+		nodes, err := store.NewNodeGuards(append(guardOpts, store.WithOpTimeout(cfg.opTimeout/2))...)
+		if err != nil {
+			return nil, err
+		}
+		p.nodes, b.guards = nodes, nodes.Close
+		cc.(*redis.ClusterClient).OnNewNode(nodes.OnNewNode)
+		guarded, err = nodes.Bound(remote, store.WithName(guardName), store.WithOpTimeout(cfg.opTimeout))
+		if err != nil {
+			return nil, err
+		}
+		b.bound = guarded.Close
+		healthOpts = append(healthOpts, health.WithBreakers(guardName, nodes.Guards, cfg.critical))
+		addHook = func() {
+			if cfg.cacheMode {
+				c.OnNewNode(nodes.OnNewNodeCacheMode)
+			} else {
+				c.OnNewNode(nodes.OnNewNode)
+			}
+		}
+	default:
+		guarded, err = store.NewGuard(remote, append(guardOpts, store.WithOpTimeout(cfg.opTimeout))...)
+		if err != nil {
+			return nil, err
+		}
+		p.guard, b.guards = guarded, guarded.Close
+		p.hook, err = store.NewHook(guarded, store.WithCacheMode(cfg.cacheMode))
+		if err != nil {
+			return nil, err
+		}
+		if m := cfg.metrics; m != nil {
+			m.WatchBreaker(guarded)
+		}
+		healthOpts = append(healthOpts, health.WithBreaker(guarded, cfg.critical))
+		recoverOpts = append(recoverOpts, middleware.WithBreaker(guarded))
+		addHook = func() { client.AddHook(p.hook) }
+	}
+	// A ping is never critical: one slow ping must not take a replica out
+	// of its load balancer; the breaker check is what WithCritical governs.
+	healthOpts = append(healthOpts, health.WithPinger("redis-ping", guarded, false))
+
+	var cacheStore store.Store = guarded
+	if cfg.memoryBytes > 0 {
+		local, err := store.NewMemory(cfg.memoryBytes)
+		if err != nil {
+			return nil, err
+		}
+		b.memory = local.Close
+		tiered, err := store.NewTiered(local, guarded, store.WithLogger(cfg.logger))
+		if err != nil {
+			return nil, err
+		}
+		b.tiered, cacheStore = tiered.Close, tiered
+	}
+
+	cacheOpts := []middleware.Option{
+		middleware.WithName(cfg.name),
+		middleware.WithDefaultTTL(cfg.defaultTTL),
+		middleware.WithLogger(cfg.logger),
+	}
+	if cfg.key != nil {
+		cacheOpts = append(cacheOpts, middleware.WithKeyFunc(cfg.key))
+	}
+	cache, err := middleware.New(cacheStore, cacheOpts...)
+	if err != nil {
+		return nil, err
+	}
+	p.cache, b.cache = cache, cache.Close
+	if m := cfg.metrics; m != nil {
+		m.WatchCache(cache.Stats)
+	}
+
+	hh, err := health.New(append(healthOpts,
+		health.WithCacheStats("cache", cache.Stats),
+		health.WithLogger(cfg.logger))...)
+	if err != nil {
+		return nil, err
+	}
+	p.health, b.health = hh, hh.Close
+
+	recoverOpts = append(recoverOpts, middleware.WithRecoverLogger(cfg.logger))
+	p.chain = alice.New(middleware.Recover(recoverOpts...), cache.Handler)
+
+	addHook()
+	p.closers = b.closeOrder()
+	return p, nil
+}
+
+// closeOrder returns the closers of the parts built, in the order Close
+// runs them.
+func (b *builder) closeOrder() []func() error {
+	var out []func() error
+	for _, c := range []func() error{b.cache, b.health, b.tiered, b.memory, b.client, b.bound, b.guards} {
+		if c != nil {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// closeAll releases what a failed build made.
+func (b *builder) closeAll() {
+	for _, c := range b.closeOrder() {
+		c()
+	}
+}

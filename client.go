@@ -1,0 +1,61 @@
+package failsoft
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// ErrUnsupportedClient is returned by [New] for a client it cannot wire: a
+// *redis.Ring, or an implementation of redis.UniversalClient of its own.
+// Such a service builds the parts itself (package store).
+var ErrUnsupportedClient = errors.New("failsoft: unsupported redis client")
+
+// cacheClient returns the cache's own client, built from the options of
+// the caller's client with the tuning the cache needs; the caller's client
+// keeps its settings. It is a second client so that the hook on the
+// caller's client does not count the cache's commands twice, and so that
+// its cache mode does not turn the outages the cache must see into misses.
+//
+// The tuning: DialerRetries 1, so that a refused connection fails at once
+// (go-redis retries a dial 5 times, 100 ms apart, so every call to a dead
+// Redis would wait out the op timeout until the breaker trips); and
+// ContextTimeoutEnabled, so that a call the guard abandoned at its op
+// timeout on a hung Redis ends then too, instead of holding a pooled
+// connection until the client's read timeout.
+//
+// A Sentinel client (redis.NewFailoverClient) is a *redis.Client whose
+// dialer asks the sentinels for the master: the copy shares that dialer,
+// and with it the caller's sentinel connections, so it follows a failover
+// too (a connection to a demoted master answers READONLY, which makes
+// go-redis drop it and dial the new master).
+func cacheClient(c redis.UniversalClient) (redis.UniversalClient, error) {
+	switch c := c.(type) {
+	case *redis.Client:
+		if c == nil {
+			return nil, errors.New("nil *redis.Client")
+		}
+		opt := *c.Options()
+		opt.DialerRetries, opt.ContextTimeoutEnabled = 1, true
+		// go-redis keeps the client's push-notification processor in its
+		// options; the copy needs its own. Client-side caching is the
+		// caller's business: the cache has its in-process tier.
+		opt.PushNotificationProcessor = nil
+		opt.ClientSideCache, opt.ClientSideCacheConfig = nil, nil
+		return redis.NewClient(&opt), nil
+	case *redis.ClusterClient:
+		if c == nil {
+			return nil, errors.New("nil *redis.ClusterClient")
+		}
+		opt := *c.Options()
+		opt.DialerRetries, opt.ContextTimeoutEnabled = 1, true
+		// Callbacks registered with the caller's OnNewNode stay on the
+		// caller's client; the copy gets the node guards' (see New).
+		return redis.NewClusterClient(&opt), nil
+	case nil:
+		return nil, errors.New("nil client")
+	default:
+		return nil, fmt.Errorf("%w: %T", ErrUnsupportedClient, c)
+	}
+}

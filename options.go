@@ -1,0 +1,176 @@
+package failsoft
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/failsoft/failsoft/middleware"
+	"github.com/failsoft/failsoft/store"
+)
+
+// Option configures [New]. Each option's doc states its default; New
+// validates the result once and returns an error for a bad value.
+type Option func(*config)
+
+// config is New's settings after the defaults were applied.
+type config struct {
+	memoryBytes      int64
+	defaultTTL       time.Duration
+	opTimeout        time.Duration
+	failureThreshold uint32
+	openPeriod       time.Duration
+	logger           *slog.Logger
+	critical         bool
+	name             string
+	key              middleware.KeyFunc
+	metrics          Metrics
+	cacheMode        bool
+	errs             []error
+}
+
+// DefaultMemoryBytes is the in-process tier's byte budget: the copy that
+// answers while Redis is away.
+const DefaultMemoryBytes = 64 << 20
+
+func defaultConfig() config {
+	return config{
+		memoryBytes:      DefaultMemoryBytes,
+		opTimeout:        store.DefaultOpTimeout,
+		failureThreshold: store.DefaultFailureThreshold,
+		openPeriod:       store.DefaultOpenPeriod,
+		name:             middleware.DefaultName,
+		cacheMode:        true,
+	}
+}
+
+func buildConfig(opts []Option) (config, error) {
+	c := defaultConfig()
+	for _, opt := range opts {
+		if opt == nil {
+			return c, errors.New("failsoft: nil Option")
+		}
+		opt(&c)
+	}
+	if c.logger == nil {
+		c.logger = slog.Default()
+	}
+	errs := c.errs
+	if c.memoryBytes < 0 {
+		errs = append(errs, fmt.Errorf("in-process budget %d is negative", c.memoryBytes))
+	}
+	if c.defaultTTL < 0 {
+		errs = append(errs, fmt.Errorf("default TTL %v is negative", c.defaultTTL))
+	}
+	if c.opTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("op timeout %v is not positive", c.opTimeout))
+	}
+	if c.failureThreshold == 0 {
+		errs = append(errs, errors.New("failure threshold is 0"))
+	}
+	if c.openPeriod <= 0 {
+		errs = append(errs, fmt.Errorf("open period %v is not positive", c.openPeriod))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return c, fmt.Errorf("failsoft: invalid options: %w", err)
+	}
+	return c, nil
+}
+
+// WithMemory sets the in-process tier's byte budget: the entries a replica
+// keeps in its own memory, which answer in microseconds and keep answering
+// while Redis is away. 0 turns the tier off: every lookup asks Redis, and
+// only stale copies in Redis answer during an outage, which is none while
+// Redis is down. Default: 64 MiB ([DefaultMemoryBytes]).
+func WithMemory(maxBytes int64) Option {
+	return func(c *config) { c.memoryBytes = maxBytes }
+}
+
+// WithDefaultTTL sets how long a response that says nothing about caching
+// (no Cache-Control freshness, no Expires) is fresh. Default: 0, such
+// responses are not stored; set it to protect handlers that set no caching
+// headers (see [middleware.WithDefaultTTL]).
+func WithDefaultTTL(d time.Duration) Option {
+	return func(c *config) { c.defaultTTL = d }
+}
+
+// WithOpTimeout bounds every Redis call of the cache and of the hooked
+// client: no request waits on Redis longer, whatever the client's own
+// options say. For a Cluster it bounds a cache call as a whole, and each
+// command to one node gets half of it. Default: 100 ms
+// ([store.DefaultOpTimeout]).
+func WithOpTimeout(d time.Duration) Option {
+	return func(c *config) { c.opTimeout = d }
+}
+
+// WithFailureThreshold sets how many consecutive outage errors (a refused
+// connection, a timeout, LOADING, READONLY, ...; not a command error) trip
+// the breaker. Default: 5 ([store.DefaultFailureThreshold]).
+func WithFailureThreshold(n uint32) Option {
+	return func(c *config) { c.failureThreshold = n }
+}
+
+// WithOpenPeriod sets how long a tripped breaker stays open, costing
+// requests no time at all, before one probe is let through. Default: 5 s
+// ([store.DefaultOpenPeriod]).
+func WithOpenPeriod(d time.Duration) Option {
+	return func(c *config) { c.openPeriod = d }
+}
+
+// WithLogger sets the logger of every part: breaker state changes, dropped
+// writes, recovered panics, failing health checks, each logged once per
+// change. Default: slog.Default().
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) { c.logger = l }
+}
+
+// WithCritical makes an open breaker fail readiness (/readyz answers 503) and
+// the detailed report say "fail". Default: false, an open breaker is
+// degraded ("warn", 200): the service still answers, and taking every
+// replica out of a load balancer because Redis is down would turn a
+// degraded service into a dead one.
+func WithCritical(on bool) Option {
+	return func(c *config) { c.critical = on }
+}
+
+// WithName sets the cache's name in the Cache-Status header and the prefix
+// of its Redis keys ("<name>:"), so that two services sharing a Redis keep
+// apart. It must be a structured-field token. Default: "failsoft".
+func WithName(name string) Option {
+	return func(c *config) { c.name = name }
+}
+
+// WithKeyFunc sets the cache's key function (see [middleware.KeyFunc]).
+// Default: [middleware.DefaultKey].
+func WithKeyFunc(f middleware.KeyFunc) Option {
+	return func(c *config) {
+		if f == nil {
+			c.errs = append(c.errs, errors.New("key function is nil"))
+			return
+		}
+		c.key = f
+	}
+}
+
+// WithMetrics reports every Redis call, breaker change and cache counter to
+// m, typically a *prometheus.Metrics of the module
+// github.com/failsoft/failsoft/health/prometheus. Default: none.
+func WithMetrics(m Metrics) Option {
+	return func(c *config) {
+		if m == nil {
+			c.errs = append(c.errs, errors.New("metrics is nil"))
+			return
+		}
+		c.metrics = m
+	}
+}
+
+// WithCacheMode sets how the hook on the caller's client reports an
+// outage: on, a failed read command comes back as a miss (redis.Nil) and a
+// failed write is dropped, so that a handler's own miss path runs instead of
+// its error path; off, the outage error is returned (see
+// [store.WithCacheMode]). Default: on.
+func WithCacheMode(on bool) Option {
+	return func(c *config) { c.cacheMode = on }
+}
