@@ -53,8 +53,9 @@ func DefaultBuckets() []float64 {
 }
 
 // Breaker is what [Metrics.WatchBreaker] reads. A *store.Guard satisfies it.
-// State must be safe for concurrent use and must not block.
-type Breaker interface {
+// State must be safe for concurrent use and must not block. It is the same
+// type as failsoft.Breaker, so that a *Metrics is a failsoft.Metrics.
+type Breaker = interface {
 	Name() string
 	State() store.State
 }

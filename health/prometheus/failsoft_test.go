@@ -1,0 +1,9 @@
+package prometheus_test
+
+import (
+	"github.com/failsoft/failsoft"
+	"github.com/failsoft/failsoft/health/prometheus"
+)
+
+// A *Metrics is what failsoft.WithMetrics takes.
+var _ failsoft.Metrics = (*prometheus.Metrics)(nil)
