@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/failsoft/failsoft/internal/adaptertest"
 )
 
 func TestResponseWriterStatus(t *testing.T) {
@@ -44,11 +46,11 @@ func TestResponseWriterStatus(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cw := &countingWriter{header: http.Header{}}
+			cw := &adaptertest.CountingWriter{}
 			w := newResponseWriter(cw, httptest.NewRequest(http.MethodGet, "/", nil), tt.preset)
 			tt.do(w)
-			if !reflect.DeepEqual(cw.codes, tt.codes) {
-				t.Errorf("WriteHeader calls %v, want %v", cw.codes, tt.codes)
+			if !reflect.DeepEqual(cw.Codes, tt.codes) {
+				t.Errorf("WriteHeader calls %v, want %v", cw.Codes, tt.codes)
 			}
 			if w.Status() != tt.status || w.Size() != tt.size || w.Written() != tt.isWritten {
 				t.Errorf("Status, Size, Written = %d, %d, %v; want %d, %d, %v",
@@ -97,7 +99,7 @@ func TestResponseWriterPusher(t *testing.T) {
 	}{
 		{"none", httptest.NewRecorder(), false},
 		{"direct", pushWriter{httptest.NewRecorder()}, true},
-		{"behind Unwrap", unwrapWriter{pushWriter{httptest.NewRecorder()}}, true},
+		{"behind Unwrap", adaptertest.UnwrapWriter{ResponseWriter: pushWriter{httptest.NewRecorder()}}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

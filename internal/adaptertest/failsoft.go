@@ -1,4 +1,4 @@
-package echov5
+package adaptertest
 
 import (
 	"encoding/json"
@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,44 +14,25 @@ import (
 	"github.com/failsoft/failsoft/internal/redistest"
 	"github.com/failsoft/failsoft/middleware"
 	"github.com/failsoft/failsoft/store"
-	"github.com/labstack/echo/v5"
-	echomw "github.com/labstack/echo/v5/middleware"
 	"github.com/redis/go-redis/v9"
 )
 
-// This file runs failsoft's own Cache and Recover through Echo: the tests of
-// the adapter with the middleware it exists for.
-
-// fakeClock is a settable clock for the cache and its stores.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
+// This file runs failsoft's own Cache and Recover through the framework: the
+// tests of an adapter with the middleware it exists for.
 
 // failsoftChain is failsoft's recommended chain over a tiered store (in-process
-// in front of a guarded Redis at addr), mounted on Echo, in front of the
-// documented data endpoint. The endpoint reads and writes Redis through its
-// own client, as legacy code does, and answers 500 when Redis fails.
+// in front of a guarded Redis at addr), mounted on the framework, in front of
+// the documented data endpoint. The endpoint reads and writes Redis through
+// its own client, as legacy code does, and fails with 500 when Redis fails, in
+// the framework's way (Gin writes it, Echo returns an error).
 type failsoftChain struct {
-	router  *echo.Echo
+	router  http.Handler
 	clock   *fakeClock
 	primary atomic.Int32 // calls of the simulated primary source
 	panics  atomic.Bool  // the handler panics instead of answering
 }
 
-func newFailsoftChain(t *testing.T, addr string) *failsoftChain {
+func newFailsoftChain[E http.Handler](t *testing.T, a Adapter[E], addr string) *failsoftChain {
 	t.Helper()
 	fc := &failsoftChain{clock: &fakeClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}}
 	now := fc.clock.Now
@@ -89,33 +69,32 @@ func newFailsoftChain(t *testing.T, addr string) *failsoftChain {
 	}
 	t.Cleanup(func() { cache.Close() })
 
-	e := newEcho()
-	e.Use(
-		Wrap(middleware.Recover(middleware.WithBreaker(guard), middleware.WithRecoverLogger(quiet))),
-		Wrap(cache.Handler),
-	)
-	e.GET("/api/data/:key", func(c *echo.Context) error {
+	e := a.New()
+	a.Use(e, middleware.Recover(middleware.WithBreaker(guard), middleware.WithRecoverLogger(quiet)))
+	a.Use(e, cache.Handler)
+	a.Handle(e, http.MethodGet, "/api/data/:key", func(c Ctx) {
 		if fc.panics.Load() {
 			panic("handler bug")
 		}
 		key := c.Param("key")
-		c.Response().Header().Set("Cache-Control", "max-age=60")
+		c.Header().Set("Cache-Control", "max-age=60")
 		ctx := c.Request().Context()
 		v, err := appRDB.Get(ctx, "data:"+key).Result()
 		switch {
 		case err == nil:
-			return c.JSON(http.StatusOK, map[string]string{"source": "cache", "data": v})
+			c.JSON(http.StatusOK, map[string]string{"source": "cache", "data": v})
 		case errors.Is(err, redis.Nil):
 			fc.primary.Add(1)
 			v = "Data for " + key
 			if err := appRDB.Set(ctx, "data:"+key, v, time.Hour).Err(); err != nil {
-				return echo.NewHTTPError(http.StatusInternalServerError, err.Error())
+				c.Fail(http.StatusInternalServerError, err.Error())
+				return
 			}
-			return c.JSON(http.StatusOK, map[string]string{"source": "primary", "data": v})
+			c.JSON(http.StatusOK, map[string]string{"source": "primary", "data": v})
 		default:
-			// An error returned, not written: Wrap must turn it into the 500
-			// that the cache replaces with a stale copy.
-			return echo.NewHTTPError(http.StatusInternalServerError, err.Error())
+			// A failure in the framework's way: Wrap must turn it into
+			// the 500 that the cache replaces with a stale copy.
+			c.Fail(http.StatusInternalServerError, err.Error())
 		}
 	})
 	fc.router = e
@@ -124,27 +103,13 @@ func newFailsoftChain(t *testing.T, addr string) *failsoftChain {
 
 func (fc *failsoftChain) get(t *testing.T, path string) *httptest.ResponseRecorder {
 	t.Helper()
-	rec := httptest.NewRecorder()
-	fc.router.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "http://api.example"+path, nil))
-	return rec
+	return Serve(fc.router, http.MethodGet, "http://api.example"+path)
 }
 
-// waitFor polls cond until it holds, failing the test after 10 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// TestFailsoftCacheHit checks that the second GET is answered by failsoft's
-// cache through Echo: same status, headers and body, the handler ran once.
-func TestFailsoftCacheHit(t *testing.T) {
-	fc := newFailsoftChain(t, redistest.Start(t).Addr())
+// failsoftCacheHit checks that the second GET is answered by failsoft's cache
+// through the framework: same status, headers and body, the handler ran once.
+func failsoftCacheHit[E http.Handler](t *testing.T, a Adapter[E]) {
+	fc := newFailsoftChain(t, a, redistest.Start(t).Addr())
 
 	first := fc.get(t, "/api/data/k1")
 	second := fc.get(t, "/api/data/k1")
@@ -168,10 +133,10 @@ func TestFailsoftCacheHit(t *testing.T) {
 	}
 }
 
-// TestFailsoftStale checks that with Redis killed (or the handler failing in
+// failsoftStale checks that with Redis killed (or the handler failing in
 // another way) and the entry past its freshness, failsoft answers through
-// Gin with the stale copy instead of the handler's failure.
-func TestFailsoftStale(t *testing.T) {
+// the framework with the stale copy instead of the handler's failure.
+func failsoftStale[E http.Handler](t *testing.T, a Adapter[E]) {
 	tests := []struct {
 		name    string
 		breakIt func(srv *redistest.Server, fc *failsoftChain)
@@ -183,7 +148,7 @@ func TestFailsoftStale(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := redistest.Start(t)
-			fc := newFailsoftChain(t, srv.Addr())
+			fc := newFailsoftChain(t, a, srv.Addr())
 			first := fc.get(t, "/api/data/k1")
 			if first.Code != http.StatusOK {
 				t.Fatalf("first GET: %d %q", first.Code, first.Body)
@@ -212,25 +177,23 @@ func TestFailsoftStale(t *testing.T) {
 	}
 }
 
-// TestFailsoftPanic checks that a panic with no stale copy to fall back on
-// becomes failsoft's 503 with Retry-After and a JSON body, through Echo.
-func TestFailsoftPanic(t *testing.T) {
-	tests := []struct {
-		name    string
-		outerMW []echo.MiddlewareFunc
-	}{
-		{"failsoft only", nil},
-		{"Echo Recover outermost", []echo.MiddlewareFunc{echomw.RecoverWithConfig(echomw.RecoverConfig{DisablePrintStack: true})}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			fc := newFailsoftChain(t, redistest.Start(t).Addr())
+// failsoftPanic checks that a panic with no stale copy to fall back on becomes
+// failsoft's 503 with Retry-After and a JSON body, through the framework, also
+// under the framework's own recovery in an outer router.
+func failsoftPanic[E http.Handler](t *testing.T, a Adapter[E]) {
+	for _, outerRecovery := range []bool{false, true} {
+		name := "failsoft only"
+		if outerRecovery {
+			name = a.Framework + " recovery outermost"
+		}
+		t.Run(name, func(t *testing.T) {
+			fc := newFailsoftChain(t, a, redistest.Start(t).Addr())
 			fc.panics.Store(true)
-			if tt.outerMW != nil {
-				e := newEcho()
-				e.Use(tt.outerMW...)
-				e.Any("/*", echo.WrapHandler(fc.router))
-				fc.router = e
+			if outerRecovery {
+				outer := a.New()
+				a.Recovery(outer)
+				a.Mount(outer, http.MethodGet, "/api/data/:key", fc.router)
+				fc.router = outer
 			}
 
 			got := fc.get(t, "/api/data/k1")

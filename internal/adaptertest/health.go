@@ -1,4 +1,4 @@
-package ginadapter
+package adaptertest
 
 import (
 	"net/http"
@@ -6,23 +6,23 @@ import (
 	"testing"
 
 	"github.com/failsoft/failsoft/health"
-	"github.com/gin-gonic/gin"
 )
 
-// TestHealthMount checks that gin.WrapH is all failsoft's health handlers
-// need, as the package documentation says, behind a wrapped middleware too.
-func TestHealthMount(t *testing.T) {
+// healthMount checks that the framework's own conversion of a net/http
+// handler is all failsoft's health handlers need, as the adapters' package
+// documentation says, behind a wrapped middleware too.
+func healthMount[E http.Handler](t *testing.T, a Adapter[E]) {
 	h, err := health.New()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer h.Close()
-	r := gin.New()
-	r.Use(Wrap(passThrough))
-	r.GET("/livez", gin.WrapH(h.Livez()))
-	r.HEAD("/livez", gin.WrapH(h.Livez()))
-	r.GET("/readyz", gin.WrapH(h.Readyz()))
-	r.GET("/healthz", gin.WrapH(h.Healthz()))
+	e := a.New()
+	a.Use(e, PassThrough)
+	a.Mount(e, http.MethodGet, "/livez", h.Livez())
+	a.Mount(e, http.MethodHead, "/livez", h.Livez())
+	a.Mount(e, http.MethodGet, "/readyz", h.Readyz())
+	a.Mount(e, http.MethodGet, "/healthz", h.Healthz())
 
 	tests := []struct {
 		method, path string
@@ -36,7 +36,7 @@ func TestHealthMount(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
-			rec := serve(r, tt.method, tt.path)
+			rec := Serve(e, tt.method, tt.path)
 			if rec.Code != http.StatusOK || !strings.HasPrefix(rec.Header().Get("Content-Type"), tt.contentType) ||
 				!strings.Contains(rec.Body.String(), tt.body) {
 				t.Errorf("got %d %q %q, want 200 %s containing %q", rec.Code, rec.Header().Get("Content-Type"), rec.Body, tt.contentType, tt.body)
