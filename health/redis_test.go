@@ -30,7 +30,7 @@ func redisGuard(t *testing.T, srv *redistest.Server) *store.Guard {
 	}
 	// A generous op timeout (below the checks' 500 ms): these tests count
 	// PINGs and read states; a loaded CI machine must not trip the breaker.
-	g, err := store.NewGuard(rs, store.WithBreaker(1, time.Minute), store.WithOpTimeout(400*time.Millisecond), store.WithLogger(quietLogger()))
+	g, err := store.NewGuard(rs, store.WithFailureThreshold(1), store.WithOpenPeriod(time.Minute), store.WithOpTimeout(400*time.Millisecond), store.WithLogger(quietLogger()))
 	if err != nil {
 		t.Fatal(err)
 	}
