@@ -36,7 +36,7 @@ const DefaultNodeOpTimeout = DefaultOpTimeout / 2
 //
 // Each node's guard is named "<name>@<host:port>" ([WithName], default
 // "redis"), for logs, metrics and health checks ([NodeGuards.Guards]; the
-// health package's WithBreakers reports them all under one check, naming
+// health package's WithBreakerChecks reports them all under one check, naming
 // the nodes that are down). go-redis may close a node's client and make a
 // new one for the same address (after a topology change); the new client
 // gets the same guard, so a node keeps its breaker and counters for the
@@ -306,7 +306,7 @@ func (h nodeHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Proc
 }
 
 // Guards returns the guards of the nodes seen so far, sorted by name. The
-// health package's WithBreakers takes this method as it is.
+// health package's WithBreakerChecks takes this method as it is.
 func (n *NodeGuards) Guards() []*Guard {
 	if n == nil {
 		return nil

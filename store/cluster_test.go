@@ -321,5 +321,5 @@ func ExampleNodeGuards() {
 		panic(err)
 	}
 	defer tiered.Close()
-	// tiered goes to middleware.New; guards.Guards to health.WithBreakers.
+	// tiered goes to middleware.New; guards.Guards to health.WithBreakerChecks.
 }

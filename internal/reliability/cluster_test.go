@@ -80,7 +80,7 @@ func TestClusterShardDeathUnderLoad(t *testing.T) {
 	legacy := newTopoHandler(appRDB)
 	h := cache.Handler(topoMux(legacy))
 
-	hh, err := health.New(health.WithBreakers("redis-cluster", guards.Guards, false), health.WithLogger(logger))
+	hh, err := health.New(health.WithBreakerChecks("redis-cluster", guards.Guards, false), health.WithLogger(logger))
 	if err != nil {
 		t.Fatal(err)
 	}
