@@ -37,7 +37,7 @@ func Example() {
 	defer cache.Close()
 
 	h, err := health.New(
-		health.WithBreaker(guard, false), // an open breaker degrades (warn), it does not fail readiness
+		health.WithBreakerCheck(guard, false), // an open breaker degrades (warn), it does not fail readiness
 		health.WithCacheStats("cache", cache.Stats),
 		health.WithClock(now),
 	)

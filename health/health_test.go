@@ -159,7 +159,7 @@ func TestNewRejectsInvalidOptions(t *testing.T) {
 		want string
 	}{
 		{"nil option", []Option{nil}, "nil Option"},
-		{"nil breaker", []Option{WithBreaker(nil, false)}, "nil breaker"},
+		{"nil breaker", []Option{WithBreakerCheck(nil, false)}, "nil breaker"},
 		{"nil pinger", []Option{WithPinger("p", nil, false)}, "nil pinger"},
 		{"nil check function", []Option{WithCheck("c", false, nil)}, "nil function"},
 		{"nil cache stats", []Option{WithCacheStats("cache", nil)}, "nil function"},
@@ -167,7 +167,7 @@ func TestNewRejectsInvalidOptions(t *testing.T) {
 		{"name with a space", []Option{WithCheck("a b", false, pass)}, "space"},
 		{"name with a comma", []Option{WithCheck("a,b", false, pass)}, "comma"},
 		{"name too long", []Option{WithCheck(strings.Repeat("a", 129), false, pass)}, "longer than"},
-		{"duplicate name", []Option{WithCheck("redis", false, pass), WithBreaker(newBreaker("redis", store.StateClosed), false)}, "registered twice"},
+		{"duplicate name", []Option{WithCheck("redis", false, pass), WithBreakerCheck(newBreaker("redis", store.StateClosed), false)}, "registered twice"},
 		{"zero timeout", []Option{WithTimeout(0)}, "WithTimeout"},
 		{"negative ttl", []Option{WithTTL(-time.Second)}, "WithTTL"},
 		{"nil clock", []Option{WithClock(nil)}, "WithClock"},
@@ -189,7 +189,7 @@ func TestNewRejectsInvalidOptions(t *testing.T) {
 func TestLivezNeverRunsChecks(t *testing.T) {
 	p := &countingPinger{err: errors.New("connection refused")}
 	h, _, _ := newHandler(t,
-		WithBreaker(newBreaker("redis", store.StateOpen), true),
+		WithBreakerCheck(newBreaker("redis", store.StateOpen), true),
 		WithPinger("redis-ping", p, true),
 		WithCheck("db", true, func(context.Context) CheckResult {
 			t.Error("liveness ran a check")
@@ -247,7 +247,7 @@ func TestReadyzBreakerStates(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h, _, _ := newHandler(t, WithBreaker(newBreaker("redis", tt.state), tt.critical))
+			h, _, _ := newHandler(t, WithBreakerCheck(newBreaker("redis", tt.state), tt.critical))
 			rec := get(t, h.Readyz(), "/readyz?verbose")
 			if rec.Code != tt.wantCode {
 				t.Errorf("status = %d, want %d", rec.Code, tt.wantCode)
@@ -281,7 +281,7 @@ func TestReadyzVerboseAndExclude(t *testing.T) {
 	db := &countingPinger{err: errors.New("down")}
 	fixture := func(t *testing.T) *Handler {
 		h, _, _ := newHandler(t,
-			WithBreaker(newBreaker("redis", store.StateClosed), true),
+			WithBreakerCheck(newBreaker("redis", store.StateClosed), true),
 			WithPinger("db", db, true),
 			WithCheck("queue", false, func(context.Context) CheckResult {
 				return CheckResult{Status: StatusFail, Output: "queue\nlagging"}
@@ -363,7 +363,7 @@ func TestHealthzReport(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			h, clock, _ := newHandler(t,
 				WithServiceInfo(ServiceInfo{ServiceID: "api-1", Version: "1", ReleaseID: "1.2.3", Description: "data API"}),
-				WithBreaker(newBreaker("redis", tt.state), tt.critical),
+				WithBreakerCheck(newBreaker("redis", tt.state), tt.critical),
 				WithPinger("redis-ping", &countingPinger{}, false),
 				WithCacheStats("cache", func() middleware.Stats {
 					return middleware.Stats{Hits: 10, Misses: 2, StaleServed: 3, Bypasses: 4, StoreErrors: 5}
@@ -452,7 +452,7 @@ func TestHealthzReport(t *testing.T) {
 }
 
 func TestHealthzExclude(t *testing.T) {
-	h, _, _ := newHandler(t, WithBreaker(newBreaker("redis", store.StateOpen), true))
+	h, _, _ := newHandler(t, WithBreakerCheck(newBreaker("redis", store.StateOpen), true))
 	if rec := get(t, h.Healthz(), "/healthz"); rec.Code != http.StatusServiceUnavailable {
 		t.Fatalf("status = %d, want 503", rec.Code)
 	}
@@ -534,7 +534,7 @@ func TestPingErrorDetails(t *testing.T) {
 }
 
 func TestServeHTTPRoutes(t *testing.T) {
-	h, _, _ := newHandler(t, WithBreaker(newBreaker("redis", store.StateOpen), true))
+	h, _, _ := newHandler(t, WithBreakerCheck(newBreaker("redis", store.StateOpen), true))
 	tests := []struct {
 		target   string
 		wantCode int
@@ -560,7 +560,7 @@ func TestServeHTTPRoutes(t *testing.T) {
 
 func TestStatusChangesLoggedOnce(t *testing.T) {
 	b := newBreaker("redis", store.StateClosed)
-	h, _, logs := newHandler(t, WithBreaker(b, false))
+	h, _, logs := newHandler(t, WithBreakerCheck(b, false))
 	probe := func(n int) {
 		for range n {
 			get(t, h.Readyz(), "/readyz")

@@ -6,13 +6,13 @@ import (
 	"strings"
 )
 
-// WithBreakers adds one readiness check, called name, over a set of
+// WithBreakerChecks adds one readiness check, called name, over a set of
 // breakers that changes at run time: the per-node guards of a Redis Cluster
 // client, whose nodes are discovered after the handler is built. list is
 // called on every run of the check and returns the breakers of the moment;
 // a *[store.NodeGuards]' Guards method fits as it is:
 //
-//	health.WithBreakers("redis-cluster", guards.Guards, false)
+//	health.WithBreakerChecks("redis-cluster", guards.Guards, false)
 //
 // The check passes while every breaker is closed (and when list returns
 // none); it warns while one is half-open; while one is open it warns, or
@@ -20,13 +20,14 @@ import (
 // each breaker that is not closed, for example "2 of 3 breakers not closed:
 // redis@127.0.0.1:7001: circuit breaker open, next probe in 3.2s", so the
 // report says which node is down. The detailed report lists each breaker's
-// measurements as [WithBreaker] does, keyed by the breaker's name. list and
-// the breakers' Stats must be safe for concurrent use and must not block.
+// measurements as [WithBreakerCheck] does, keyed by the breaker's name.
+// list and the breakers' Stats must be safe for concurrent use and must not
+// block.
 // Default: no such check.
-func WithBreakers[B Breaker](name string, list func() []B, critical bool) Option {
+func WithBreakerChecks[B Breaker](name string, list func() []B, critical bool) Option {
 	return func(c *config) error {
 		if list == nil {
-			return fmt.Errorf("WithBreakers %q: nil list", name)
+			return fmt.Errorf("WithBreakerChecks %q: nil list", name)
 		}
 		return c.add(&check{name: name, critical: critical, ready: true, run: breakersCheck(list)})
 	}

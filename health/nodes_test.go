@@ -10,7 +10,7 @@ import (
 	"github.com/failsoft/failsoft/store"
 )
 
-func TestWithBreakers(t *testing.T) {
+func TestWithBreakerChecks(t *testing.T) {
 	a := newBreaker("redis@127.0.0.1:7000", store.StateClosed)
 	b := newBreaker("redis@127.0.0.1:7001", store.StateClosed)
 	c := newBreaker("redis@127.0.0.1:7002", store.StateClosed)
@@ -39,7 +39,7 @@ func TestWithBreakers(t *testing.T) {
 			for i, br := range []*fakeBreaker{a, b, c} {
 				br.set(tt.states[i])
 			}
-			h, err := New(WithBreakers("redis-cluster", func() []*fakeBreaker { return []*fakeBreaker{a, b, c} }, tt.critical))
+			h, err := New(WithBreakerChecks("redis-cluster", func() []*fakeBreaker { return []*fakeBreaker{a, b, c} }, tt.critical))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -72,12 +72,12 @@ func TestWithBreakers(t *testing.T) {
 	}
 }
 
-// TestWithBreakersDynamic: the list is read on every run, so breakers that
+// TestWithBreakerChecksDynamic: the list is read on every run, so breakers that
 // appear after New (cluster nodes discovered later) are reported.
-func TestWithBreakersDynamic(t *testing.T) {
+func TestWithBreakerChecksDynamic(t *testing.T) {
 	var mu sync.Mutex
 	var list []Breaker
-	h, err := New(WithBreakers("nodes", func() []Breaker {
+	h, err := New(WithBreakerChecks("nodes", func() []Breaker {
 		mu.Lock()
 		defer mu.Unlock()
 		return list
@@ -97,15 +97,15 @@ func TestWithBreakersDynamic(t *testing.T) {
 	}
 }
 
-func TestWithBreakersErrors(t *testing.T) {
-	if _, err := New(WithBreakers[Breaker]("x", nil, false)); err == nil {
+func TestWithBreakerChecksErrors(t *testing.T) {
+	if _, err := New(WithBreakerChecks[Breaker]("x", nil, false)); err == nil {
 		t.Error("nil list accepted")
 	}
 	list := func() []Breaker { return nil }
-	if _, err := New(WithBreakers("bad name", list, false)); err == nil {
+	if _, err := New(WithBreakerChecks("bad name", list, false)); err == nil {
 		t.Error("name with a space accepted")
 	}
-	if _, err := New(WithBreakers("dup", list, false), WithBreakers("dup", list, false)); err == nil {
+	if _, err := New(WithBreakerChecks("dup", list, false), WithBreakerChecks("dup", list, false)); err == nil {
 		t.Error("duplicate name accepted")
 	}
 	// A NodeGuards' Guards method fits as it is.
@@ -113,7 +113,7 @@ func TestWithBreakersErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := New(WithBreakers("redis-cluster", ng.Guards, true)); err != nil {
-		t.Errorf("WithBreakers(ng.Guards): %v", err)
+	if _, err := New(WithBreakerChecks("redis-cluster", ng.Guards, true)); err != nil {
+		t.Errorf("WithBreakerChecks(ng.Guards): %v", err)
 	}
 }

@@ -49,17 +49,17 @@ type ServiceInfo struct {
 	Description string // "description": a human-friendly description
 }
 
-// WithBreaker adds a readiness check on a circuit breaker, named after
+// WithBreakerCheck adds a readiness check on a circuit breaker, named after
 // b.Name(): closed passes, half-open warns, and open warns, or fails when
 // critical is true, which turns /readyz to 503 while the breaker is open.
 // The detailed report lists the state, when it last changed, the remaining
 // open time and the breaker's counters. The breaker is read on every
 // request (it costs no I/O); its Stats method must be safe for concurrent
 // use and must not block. Default: no breaker check.
-func WithBreaker(b Breaker, critical bool) Option {
+func WithBreakerCheck(b Breaker, critical bool) Option {
 	return func(c *config) error {
 		if b == nil {
-			return errors.New("WithBreaker: nil breaker")
+			return errors.New("WithBreakerCheck: nil breaker")
 		}
 		return c.add(&check{name: b.Name(), critical: critical, ready: true, run: breakerCheck(b)})
 	}

@@ -30,7 +30,7 @@ func redisGuard(t *testing.T, srv *redistest.Server) *store.Guard {
 	}
 	// A generous op timeout (below the checks' 500 ms): these tests count
 	// PINGs and read states; a loaded CI machine must not trip the breaker.
-	g, err := store.NewGuard(rs, store.WithBreaker(1, time.Minute), store.WithOpTimeout(400*time.Millisecond), store.WithLogger(quietLogger()))
+	g, err := store.NewGuard(rs, store.WithFailureThreshold(1), store.WithOpenPeriod(time.Minute), store.WithOpTimeout(400*time.Millisecond), store.WithLogger(quietLogger()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func burst(h http.Handler, target string, n int) []int {
 func TestRedisBurstSendsOnePing(t *testing.T) {
 	srv := redistest.Start(t)
 	g := redisGuard(t, srv)
-	h, _, _ := newHandler(t, WithBreaker(g, true), WithPinger("redis-ping", g, true))
+	h, _, _ := newHandler(t, WithBreakerCheck(g, true), WithPinger("redis-ping", g, true))
 	if _, err := srv.Do("CONFIG", "RESETSTAT"); err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +110,7 @@ func TestRedisDeadReadiness(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := redistest.Start(t)
 			g := redisGuard(t, srv)
-			h, clock, _ := newHandler(t, WithBreaker(g, tt.critical), WithPinger("redis-ping", g, tt.critical))
+			h, clock, _ := newHandler(t, WithBreakerCheck(g, tt.critical), WithPinger("redis-ping", g, tt.critical))
 			if rec := get(t, h, "/readyz"); rec.Code != http.StatusOK {
 				t.Fatalf("with Redis up: %d %q", rec.Code, rec.Body)
 			}

@@ -32,7 +32,7 @@ type itStack struct {
 }
 
 // newITStack builds the stack over srv; cleanup closes it in order.
-func newITStack(t testing.TB, srv *redistest.Server, storeOpts ...store.Option) *itStack {
+func newITStack(t testing.TB, srv *redistest.Server, storeOpts ...store.TieredOption) *itStack {
 	t.Helper()
 	quiet := store.WithLogger(slog.New(slog.DiscardHandler))
 	s := &itStack{srv: srv}
@@ -44,10 +44,10 @@ func newITStack(t testing.TB, srv *redistest.Server, storeOpts ...store.Option) 
 	if s.guard, err = store.NewGuard(rs, quiet, store.WithOpTimeout(itOpTimeout)); err != nil {
 		t.Fatal(err)
 	}
-	if s.mem, err = store.NewMemory(64<<20, quiet); err != nil {
+	if s.mem, err = store.NewMemory(64 << 20); err != nil {
 		t.Fatal(err)
 	}
-	if s.tiered, err = store.NewTiered(s.mem, s.guard, append([]store.Option{quiet}, storeOpts...)...); err != nil {
+	if s.tiered, err = store.NewTiered(s.mem, s.guard, append([]store.TieredOption{quiet}, storeOpts...)...); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {

@@ -3,6 +3,7 @@ package store
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -35,7 +36,7 @@ const DefaultNodeOpTimeout = DefaultOpTimeout / 2
 //
 // Each node's guard is named "<name>@<host:port>" ([WithName], default
 // "redis"), for logs, metrics and health checks ([NodeGuards.Guards]; the
-// health package's WithBreakers reports them all under one check, naming
+// health package's WithBreakerChecks reports them all under one check, naming
 // the nodes that are down). go-redis may close a node's client and make a
 // new one for the same address (after a topology change); the new client
 // gets the same guard, so a node keeps its breaker and counters for the
@@ -85,9 +86,7 @@ const DefaultNodeOpTimeout = DefaultOpTimeout / 2
 // build one with [NewNodeGuards]. It owns no goroutine; Close closes the
 // node guards.
 type NodeGuards struct {
-	opts     []Option
-	name     string
-	nodeTime time.Duration
+	cfg nodeGuardsConfig
 
 	mu     sync.Mutex
 	nodes  map[string]*node
@@ -162,26 +161,23 @@ func (s *nodeStore) Ping(ctx context.Context) error {
 // NewNodeGuards returns an empty set of node guards; nodes are added as the
 // cluster client creates them (see [NodeGuards]).
 //
-// Each node guard reads the options [NewGuard] reads: [WithName] (default
-// "redis"; a node guard is named "<name>@<host:port>"), [WithOpTimeout]
-// (default 50 ms, [DefaultNodeOpTimeout], for each command sent to one
-// node), [WithBreaker] (5 consecutive outages, 5 s open), the half-open,
-// logger, clock, state-change and observer options; the callbacks get the
-// node guard's name. The guards' Store methods ([Guard.Get], [Guard.Ping]
-// …) talk to their node through a [Redis] store, which reads [WithPrefix]
-// and the size limits. It returns an error for an invalid option.
-func NewNodeGuards(opts ...Option) (*NodeGuards, error) {
-	all := append([]Option{WithOpTimeout(DefaultNodeOpTimeout)}, opts...)
-	o, err := buildOptions(all)
+// Its options ([NodeGuardsOption]) are every [GuardOption], applied to each
+// node guard: [WithName] (default "redis"; a node guard is named
+// "<name>@<host:port>"), [WithOpTimeout] (default 50 ms,
+// [DefaultNodeOpTimeout], for each command sent to one node),
+// [WithFailureThreshold] (5 consecutive outages), [WithOpenPeriod] (5 s),
+// the half-open, in-flight, logger, clock, state-change and observer
+// options; the callbacks get the node guard's name. The guards' Store
+// methods ([Guard.Get], [Guard.Ping] …) talk to their node through a
+// [Redis] store, configured by [WithPrefix], [WithMaxKeyBytes] and
+// [WithMaxValueBytes] (defaults as for [NewRedis]). It returns an error for
+// a nil option or a bad value.
+func NewNodeGuards(opts ...NodeGuardsOption) (*NodeGuards, error) {
+	c, err := newNodeGuardsConfig(opts)
 	if err != nil {
 		return nil, err
 	}
-	return &NodeGuards{
-		opts:     all,
-		name:     o.name,
-		nodeTime: o.opTimeout,
-		nodes:    make(map[string]*node),
-	}, nil
+	return &NodeGuards{cfg: c, nodes: make(map[string]*node)}, nil
 }
 
 // OnNewNode gives c, a cluster node's client, its node's guard and a hook
@@ -225,27 +221,18 @@ func (n *NodeGuards) attach(c *redis.Client, cacheMode bool) {
 		h = nd.cache
 	}
 	c.AddHook(h)
-	if r, err := NewRedis(c, n.opts...); err == nil {
-		nd.inner.cur.Store(&nodeClient{store: r, hook: h.Hook})
-	}
+	nd.inner.cur.Store(&nodeClient{store: newRedis(c, n.cfg.redis), hook: h.Hook})
 }
 
-// newNode builds addr's guard and hooks. The options were validated by
-// NewNodeGuards, so the constructors cannot fail.
+// newNode builds addr's guard and hooks. The settings were validated by
+// NewNodeGuards.
 func (n *NodeGuards) newNode(addr string) *node {
 	inner := &nodeStore{}
-	g, err := NewGuard(inner, append(slices.Clip(n.opts), WithName(n.name+"@"+addr))...)
-	if err != nil {
-		panic("store: NodeGuards: " + err.Error())
-	}
-	plain, err := NewHook(g)
-	if err != nil {
-		panic("store: NodeGuards: " + err.Error())
-	}
-	cache, err := NewHook(g, WithCacheMode(true))
-	if err != nil {
-		panic("store: NodeGuards: " + err.Error())
-	}
+	gc := n.cfg.guard
+	gc.name += "@" + addr
+	g := newGuard(inner, gc)
+	plain := newHook(g, hookConfig{})
+	cache := newHook(g, hookConfig{cacheMode: true})
 	refusals := make(map[error]error, 4)
 	errs := &g.errs[opHook]
 	for _, e := range []error{errs.open, errs.busy, errs.full, errs.closed} {
@@ -319,7 +306,7 @@ func (h nodeHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Proc
 }
 
 // Guards returns the guards of the nodes seen so far, sorted by name. The
-// health package's WithBreakers takes this method as it is.
+// health package's WithBreakerChecks takes this method as it is.
 func (n *NodeGuards) Guards() []*Guard {
 	if n == nil {
 		return nil
@@ -381,10 +368,12 @@ func (n *NodeGuards) Dropped() uint64 {
 // Bound wraps s, a store over a cluster client whose nodes carry n's hooks
 // (a [Redis] store, usually), in a [Guard] that bounds each call as a whole
 // and never trips: breaking is the nodes' job, so that a dead shard does
-// not cost the healthy ones their cache. It reads the options [NewGuard]
-// reads — [WithName] (default "redis"), [WithOpTimeout] (default 100 ms) —
-// except [WithBreaker], whose failure threshold it sets out of reach (the
-// breaker counts but never opens).
+// not cost the healthy ones their cache. It takes the options [NewGuard]
+// takes — [WithName] (default "redis"), [WithOpTimeout] (default 100 ms),
+// [WithMaxInFlight], [WithLogger], [WithClock], [WithOnStateChange],
+// [WithObserver] — except those that tune when the breaker opens or closes
+// ([WithFailureThreshold], [WithOpenPeriod], [WithHalfOpenRequests]), which
+// are an error: its breaker counts but never opens.
 //
 // The op timeout must exceed the nodes' ([NewNodeGuards]; 100 ms against
 // 50 ms by default): a node's hook counts a command cut short by its
@@ -392,18 +381,25 @@ func (n *NodeGuards) Dropped() uint64 {
 // no longer than the node timeout a hung node would never trip its
 // breaker. Bound returns an error when it does not, or for an invalid
 // option or a nil store.
-func (n *NodeGuards) Bound(s Store, opts ...Option) (*Guard, error) {
+func (n *NodeGuards) Bound(s Store, opts ...GuardOption) (*Guard, error) {
 	if n == nil || n.nodes == nil {
 		return nil, fmt.Errorf("store: Bound: NodeGuards not built by NewNodeGuards")
 	}
-	o, err := buildOptions(opts)
+	if s == nil {
+		return nil, errors.New("store: Bound: nil Store")
+	}
+	c, err := newGuardConfig("Bound", opts)
 	if err != nil {
 		return nil, err
 	}
-	if o.opTimeout <= n.nodeTime {
-		return nil, fmt.Errorf("store: Bound: op timeout %v must exceed the nodes' op timeout %v", o.opTimeout, n.nodeTime)
+	if c.breakerOption != "" {
+		return nil, fmt.Errorf("store: Bound: %s does not apply: the bound's breaker never opens", c.breakerOption)
 	}
-	return NewGuard(s, append(slices.Clip(opts), WithBreaker(math.MaxUint32, o.openPeriod))...)
+	if c.opTimeout <= n.cfg.guard.opTimeout {
+		return nil, fmt.Errorf("store: Bound: op timeout %v must exceed the nodes' op timeout %v", c.opTimeout, n.cfg.guard.opTimeout)
+	}
+	c.failureThreshold = math.MaxUint32
+	return newGuard(s, c), nil
 }
 
 // Close closes every node guard (see [Guard.Close]): later commands through

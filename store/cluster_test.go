@@ -29,12 +29,15 @@ func TestNewNodeGuards(t *testing.T) {
 	if _, err := NewNodeGuards(nil); err == nil {
 		t.Error("NewNodeGuards accepted a nil option")
 	}
+	if _, err := NewNodeGuards(WithMaxKeyBytes(0)); err == nil {
+		t.Error("NewNodeGuards accepted a key limit of 0 for its node stores")
+	}
 	n, err := NewNodeGuards()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n.nodeTime != DefaultNodeOpTimeout {
-		t.Errorf("node op timeout %v, want %v", n.nodeTime, DefaultNodeOpTimeout)
+	if n.cfg.guard.opTimeout != DefaultNodeOpTimeout {
+		t.Errorf("node op timeout %v, want %v", n.cfg.guard.opTimeout, DefaultNodeOpTimeout)
 	}
 	if gs := n.Guards(); len(gs) != 0 {
 		t.Errorf("Guards() = %v before any node", gs)
@@ -66,13 +69,20 @@ func TestNodeGuardsBound(t *testing.T) {
 	}
 	tests := []struct {
 		name    string
-		opts    []Option
+		opts    []GuardOption
 		wantErr bool
 	}{
 		{"default 100ms over 20ms", nil, false},
-		{"equal to the nodes'", []Option{WithOpTimeout(20 * time.Millisecond)}, true},
-		{"below the nodes'", []Option{WithOpTimeout(10 * time.Millisecond)}, true},
-		{"invalid option", []Option{WithMaxInFlight(0)}, true},
+		{"equal to the nodes'", []GuardOption{WithOpTimeout(20 * time.Millisecond)}, true},
+		{"below the nodes'", []GuardOption{WithOpTimeout(10 * time.Millisecond)}, true},
+		{"invalid option", []GuardOption{WithMaxInFlight(0)}, true},
+		{"nil option", []GuardOption{nil}, true},
+		{"other guard options", []GuardOption{WithName("b"), WithMaxInFlight(8), WithLogger(nil), WithClock(time.Now)}, false},
+		// The bound never opens: the options that tune opening are errors,
+		// not silently ignored.
+		{"failure threshold", []GuardOption{WithFailureThreshold(3)}, true},
+		{"open period", []GuardOption{WithOpenPeriod(time.Second)}, true},
+		{"half-open requests", []GuardOption{WithHalfOpenRequests(2)}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -132,7 +142,7 @@ func (hangingStore) Delete(ctx context.Context, _ string) error {
 // whatever their mode.
 func TestNodeGuardsBreakerPerNode(t *testing.T) {
 	a, b := miniredis.RunT(t), miniredis.RunT(t)
-	n, err := NewNodeGuards(WithBreaker(3, time.Minute), WithName("cl"), WithOpTimeout(time.Second))
+	n, err := NewNodeGuards(WithFailureThreshold(3), WithOpenPeriod(time.Minute), WithName("cl"), WithOpTimeout(time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -311,5 +321,5 @@ func ExampleNodeGuards() {
 		panic(err)
 	}
 	defer tiered.Close()
-	// tiered goes to middleware.New; guards.Guards to health.WithBreakers.
+	// tiered goes to middleware.New; guards.Guards to health.WithBreakerChecks.
 }

@@ -18,6 +18,34 @@
 //   - [Hook] is a go-redis hook that gives code calling a *redis.Client
 //     directly the same breaker and timeout.
 //
+// # Options
+//
+// Each constructor takes options of its own type, so that an option passed
+// to a constructor that would not read it does not compile:
+//
+//	constructor       option type         options
+//	NewRedis          RedisOption         WithPrefix, WithMaxKeyBytes, WithMaxValueBytes
+//	NewMemory         MemoryOption        WithMaxKeyBytes, WithMaxValueBytes, WithClock
+//	NewTiered         TieredOption        WithCoherence, WithMaxBackfills, WithLogger, WithClock
+//	NewGuard, Bound   GuardOption         WithName, WithOpTimeout, WithFailureThreshold,
+//	                                      WithOpenPeriod, WithHalfOpenRequests, WithMaxInFlight,
+//	                                      WithOnStateChange, WithObserver, WithLogger, WithClock
+//	NewNodeGuards     NodeGuardsOption    every GuardOption, WithPrefix, WithMaxKeyBytes,
+//	                                      WithMaxValueBytes
+//	NewHook           HookOption          WithCacheMode
+//
+// [NodeGuards.Bound] returns an error for WithFailureThreshold,
+// WithOpenPeriod and WithHalfOpenRequests: its breaker never opens.
+//
+// An option read by one constructor returns that constructor's option type
+// (WithPrefix, read by NewRedis and NewNodeGuards, returns a
+// [PrefixOption]); one read by several returns a small concrete type
+// ([LoggerOption], [ClockOption], [LimitOption]) that implements the option
+// types of exactly those constructors. Options apply in order, a later one
+// overriding an earlier one. A constructor validates its options and returns
+// an error for a nil option or a bad value; each option's doc states its
+// default.
+//
 // Errors are classified by [Classify]: a miss and a Redis command error (wrong
 // type, OOM on a write) are not outages; connection errors, timeouts, pool
 // timeouts and the LOADING, READONLY, MASTERDOWN and CLUSTERDOWN replies are.

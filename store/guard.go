@@ -100,7 +100,7 @@ type BreakerStats struct {
 // error wrapping [ErrClosed] and reports [StateOpen].
 type Guard struct {
 	inner Store
-	opts  options
+	opts  guardConfig
 	cb    *gobreaker.TwoStepCircuitBreaker[struct{}]
 	errs  [numOps]opErrors
 	calls sync.Pool // of *call
@@ -186,22 +186,27 @@ var (
 
 // NewGuard wraps s with a circuit breaker and an operation timeout.
 //
-// It reads [WithName] (default "redis"), [WithOpTimeout] (100 ms),
-// [WithBreaker] (5 consecutive outage errors trip it, 5 s open),
-// [WithHalfOpenRequests] (1), [WithMaxInFlight] (1024), [WithLogger]
-// (slog.Default()), [WithClock] (time.Now; used for [Guard.RetryAfter] and
-// [BreakerStats].Since — the breaker itself keeps real time),
-// [WithOnStateChange] and [WithObserver]; it ignores other options. It
-// returns an error for a nil store or an invalid option. The guard does not
-// own s: [Guard.Close] does not close it.
-func NewGuard(s Store, opts ...Option) (*Guard, error) {
+// Its options are [WithName] (default "redis"), [WithOpTimeout] (100 ms),
+// [WithFailureThreshold] (5 consecutive outage errors trip it),
+// [WithOpenPeriod] (5 s open), [WithHalfOpenRequests] (1),
+// [WithMaxInFlight] (1024), [WithLogger] (slog.Default()), [WithClock]
+// (time.Now; used for [Guard.RetryAfter] and [BreakerStats].Since — the
+// breaker itself keeps real time), [WithOnStateChange] and [WithObserver]
+// (none). It returns an error for a nil store, a nil option or a bad value.
+// The guard does not own s: [Guard.Close] does not close it.
+func NewGuard(s Store, opts ...GuardOption) (*Guard, error) {
 	if s == nil {
 		return nil, errors.New("store: NewGuard: nil Store")
 	}
-	o, err := buildOptions(opts)
+	c, err := newGuardConfig("NewGuard", opts)
 	if err != nil {
 		return nil, err
 	}
+	return newGuard(s, c), nil
+}
+
+// newGuard wraps s, which must not be nil, with the validated settings o.
+func newGuard(s Store, o guardConfig) *Guard {
 	g := &Guard{inner: s, opts: o, idle: make(chan struct{}, 1)}
 	for i := range g.errs {
 		g.errs[i] = g.buildErrors(opNames[i])
@@ -218,7 +223,7 @@ func NewGuard(s Store, opts ...Option) (*Guard, error) {
 		IsSuccessful:  func(err error) bool { return err == nil },
 		IsExcluded:    func(err error) bool { return err == errBreakerExcluded },
 	})
-	return g, nil
+	return g
 }
 
 func (g *Guard) buildErrors(op string) opErrors {

@@ -123,7 +123,7 @@ func BenchmarkGuardOverhead(b *testing.B) {
 func BenchmarkGuardOpen(b *testing.B) {
 	fs := newStubStore()
 	fs.failWith(errors.New("down"))
-	g := newTestGuard(b, fs, WithBreaker(1, time.Hour))
+	g := newTestGuard(b, fs, WithFailureThreshold(1), WithOpenPeriod(time.Hour))
 	ctx := context.Background()
 	g.Get(ctx, "k")
 	if g.State() != StateOpen {
@@ -157,7 +157,7 @@ func BenchmarkHookGet(b *testing.B) {
 
 // BenchmarkHookOpen is a hooked GET while the breaker is open.
 func BenchmarkHookOpen(b *testing.B) {
-	g := newTestGuard(b, unusedStore{}, WithBreaker(1, time.Hour))
+	g := newTestGuard(b, unusedStore{}, WithFailureThreshold(1), WithOpenPeriod(time.Hour))
 	h, err := NewHook(g, WithCacheMode(true))
 	if err != nil {
 		b.Fatal(err)

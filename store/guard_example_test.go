@@ -69,7 +69,7 @@ func ExampleNewGuard() {
 	}))
 	g, err := store.NewGuard(backend,
 		store.WithName("cache"),
-		store.WithBreaker(2, time.Minute), // trip after 2 outages in a row
+		store.WithFailureThreshold(2), store.WithOpenPeriod(time.Minute), // trip after 2 outages in a row
 		store.WithLogger(logger),
 	)
 	if err != nil {

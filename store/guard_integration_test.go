@@ -25,7 +25,7 @@ type itTarget struct {
 	name string
 	// build returns the guard and calls for one server. get reports a miss
 	// as isMiss does.
-	build func(t *testing.T, srv *redistest.Server, clientOpt func(*redis.Options), guardOpts ...Option) *itConn
+	build func(t *testing.T, srv *redistest.Server, clientOpt func(*redis.Options), guardOpts ...GuardOption) *itConn
 }
 
 type itConn struct {
@@ -49,7 +49,7 @@ func itClient(t *testing.T, srv *redistest.Server, clientOpt func(*redis.Options
 var itTargets = []itTarget{
 	{
 		name: "guarded Redis store",
-		build: func(t *testing.T, srv *redistest.Server, clientOpt func(*redis.Options), guardOpts ...Option) *itConn {
+		build: func(t *testing.T, srv *redistest.Server, clientOpt func(*redis.Options), guardOpts ...GuardOption) *itConn {
 			rdb := itClient(t, srv, clientOpt)
 			st, err := NewRedis(rdb)
 			if err != nil {
@@ -68,7 +68,7 @@ var itTargets = []itTarget{
 	},
 	{
 		name: "client with hook",
-		build: func(t *testing.T, srv *redistest.Server, clientOpt func(*redis.Options), guardOpts ...Option) *itConn {
+		build: func(t *testing.T, srv *redistest.Server, clientOpt func(*redis.Options), guardOpts ...GuardOption) *itConn {
 			g := newTestGuard(t, unusedStore{}, guardOpts...)
 			h, err := NewHook(g)
 			if err != nil {
@@ -154,7 +154,7 @@ func TestGuardIntegrationUp(t *testing.T) {
 	srv := redistest.Start(t)
 	for _, tg := range itTargets {
 		t.Run(tg.name, func(t *testing.T) {
-			c := tg.build(t, srv, nil, WithBreaker(3, time.Hour))
+			c := tg.build(t, srv, nil, WithFailureThreshold(3), WithOpenPeriod(time.Hour))
 			ctx := context.Background()
 			if err := c.set(ctx, "up", "v"); err != nil {
 				t.Fatalf("set: %v", err)
@@ -176,7 +176,7 @@ func TestGuardIntegrationKilled(t *testing.T) {
 	for _, tg := range itTargets {
 		t.Run(tg.name, func(t *testing.T) {
 			srv := redistest.Start(t)
-			c := tg.build(t, srv, nil, WithBreaker(3, time.Hour))
+			c := tg.build(t, srv, nil, WithFailureThreshold(3), WithOpenPeriod(time.Hour))
 			if err := c.set(context.Background(), "k", "v"); err != nil {
 				t.Fatalf("set: %v", err)
 			}
@@ -192,7 +192,7 @@ func TestGuardIntegrationPaused(t *testing.T) {
 			for _, cl := range itClients {
 				t.Run(cl.name, func(t *testing.T) {
 					srv := redistest.Start(t)
-					c := tg.build(t, srv, cl.opt, WithBreaker(5, time.Hour))
+					c := tg.build(t, srv, cl.opt, WithFailureThreshold(5), WithOpenPeriod(time.Hour))
 					ctx := context.Background()
 					if err := c.set(ctx, "k", "v"); err != nil {
 						t.Fatalf("set: %v", err)
@@ -215,7 +215,7 @@ func TestGuardIntegrationRestartedEmpty(t *testing.T) {
 		t.Run(tg.name, func(t *testing.T) {
 			srv := redistest.Start(t)
 			tr := &changeLog{}
-			c := tg.build(t, srv, nil, WithBreaker(3, openPeriod), WithOnStateChange(tr.record))
+			c := tg.build(t, srv, nil, WithFailureThreshold(3), WithOpenPeriod(openPeriod), WithOnStateChange(tr.record))
 			ctx := context.Background()
 			if err := c.set(ctx, "k", "v"); err != nil {
 				t.Fatalf("set: %v", err)
@@ -268,7 +268,7 @@ func TestHookIntegrationCacheMode(t *testing.T) {
 	for _, o := range outages {
 		t.Run(o.name, func(t *testing.T) {
 			srv := redistest.Start(t)
-			g := newTestGuard(t, unusedStore{}, WithBreaker(3, time.Hour))
+			g := newTestGuard(t, unusedStore{}, WithFailureThreshold(3), WithOpenPeriod(time.Hour))
 			h, err := NewHook(g, WithCacheMode(true))
 			if err != nil {
 				t.Fatal(err)

@@ -222,9 +222,9 @@ func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard
 
 // newTestGuard builds a guard over s that is closed (and whose held calls
 // are released) when the test ends.
-func newTestGuard(t testing.TB, s Store, opts ...Option) *Guard {
+func newTestGuard(t testing.TB, s Store, opts ...GuardOption) *Guard {
 	t.Helper()
-	g, err := NewGuard(s, append([]Option{WithLogger(quietLogger())}, opts...)...)
+	g, err := NewGuard(s, append([]GuardOption{WithLogger(quietLogger())}, opts...)...)
 	if err != nil {
 		t.Fatalf("NewGuard: %v", err)
 	}
@@ -254,18 +254,18 @@ func TestNewGuardErrors(t *testing.T) {
 	tests := []struct {
 		name  string
 		store Store
-		opts  []Option
+		opts  []GuardOption
 		want  string
 	}{
 		{"nil store", nil, nil, "nil Store"},
-		{"nil option", newStubStore(), []Option{nil}, "nil Option"},
-		{"zero op timeout", newStubStore(), []Option{WithOpTimeout(0)}, "op timeout"},
-		{"negative op timeout", newStubStore(), []Option{WithOpTimeout(-time.Second)}, "op timeout"},
-		{"zero failure threshold", newStubStore(), []Option{WithBreaker(0, time.Second)}, "failure threshold"},
-		{"zero open period", newStubStore(), []Option{WithBreaker(3, 0)}, "open period"},
-		{"zero half-open requests", newStubStore(), []Option{WithHalfOpenRequests(0)}, "half-open"},
-		{"zero max in flight", newStubStore(), []Option{WithMaxInFlight(0)}, "max in flight"},
-		{"nil clock", newStubStore(), []Option{WithClock(nil)}, "clock"},
+		{"nil option", newStubStore(), []GuardOption{nil}, "nil Option"},
+		{"zero op timeout", newStubStore(), []GuardOption{WithOpTimeout(0)}, "op timeout"},
+		{"negative op timeout", newStubStore(), []GuardOption{WithOpTimeout(-time.Second)}, "op timeout"},
+		{"zero failure threshold", newStubStore(), []GuardOption{WithFailureThreshold(0), WithOpenPeriod(time.Second)}, "failure threshold"},
+		{"zero open period", newStubStore(), []GuardOption{WithFailureThreshold(3), WithOpenPeriod(0)}, "open period"},
+		{"zero half-open requests", newStubStore(), []GuardOption{WithHalfOpenRequests(0)}, "half-open"},
+		{"zero max in flight", newStubStore(), []GuardOption{WithMaxInFlight(0)}, "max in flight"},
+		{"nil clock", newStubStore(), []GuardOption{WithClock(nil)}, "clock"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -374,7 +374,7 @@ func TestGuardClassification(t *testing.T) {
 			fs := newStubStore()
 			fs.setFail(tt.fail)
 			var lastClass atomic.Int32
-			g := newTestGuard(t, fs, WithBreaker(threshold, time.Hour), WithOpTimeout(time.Second),
+			g := newTestGuard(t, fs, WithFailureThreshold(threshold), WithOpenPeriod(time.Hour), WithOpTimeout(time.Second),
 				WithObserver(func(_, _ string, _ time.Duration, c Class) { lastClass.Store(int32(c)) }))
 			for i := 0; i < threshold; i++ {
 				ctx := context.Background()
@@ -418,7 +418,7 @@ func TestGuardBreakerLifecycle(t *testing.T) {
 	const openPeriod = 50 * time.Millisecond
 	fs := newStubStore()
 	tr := &changeLog{}
-	g := newTestGuard(t, fs, WithName("lc"), WithBreaker(3, openPeriod), WithOnStateChange(tr.record))
+	g := newTestGuard(t, fs, WithName("lc"), WithFailureThreshold(3), WithOpenPeriod(openPeriod), WithOnStateChange(tr.record))
 	ctx := context.Background()
 	down := errors.New("connection refused")
 
@@ -547,7 +547,7 @@ func TestGuardHalfOpen(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			fs := newStubStore()
-			g := newTestGuard(t, fs, WithBreaker(1, 20*time.Millisecond), WithHalfOpenRequests(tt.probes))
+			g := newTestGuard(t, fs, WithFailureThreshold(1), WithOpenPeriod(20*time.Millisecond), WithHalfOpenRequests(tt.probes))
 			ctx := context.Background()
 			fs.failWith(errors.New("down"))
 			g.Get(ctx, "k")
@@ -566,7 +566,7 @@ func TestGuardHalfOpen(t *testing.T) {
 
 	t.Run("probes in flight refuse other calls", func(t *testing.T) {
 		fs := newStubStore()
-		g := newTestGuard(t, fs, WithBreaker(1, 20*time.Millisecond), WithOpTimeout(5*time.Second))
+		g := newTestGuard(t, fs, WithFailureThreshold(1), WithOpenPeriod(20*time.Millisecond), WithOpTimeout(5*time.Second))
 		ctx := context.Background()
 		fs.failWith(errors.New("down"))
 		g.Get(ctx, "k")
@@ -615,7 +615,7 @@ func TestGuardOpTimeout(t *testing.T) {
 				release = fs.setHold()
 				defer release()
 			}
-			g := newTestGuard(t, fs, WithName("slow"), WithOpTimeout(opTimeout), WithBreaker(100, time.Hour))
+			g := newTestGuard(t, fs, WithName("slow"), WithOpTimeout(opTimeout), WithFailureThreshold(100), WithOpenPeriod(time.Hour))
 			ops := []struct {
 				name string
 				call func(ctx context.Context) error
@@ -665,7 +665,7 @@ func TestGuardOpTimeout(t *testing.T) {
 func TestGuardRetryAfter(t *testing.T) {
 	clock := newStubClock()
 	fs := newStubStore()
-	g := newTestGuard(t, fs, WithBreaker(1, time.Hour), WithClock(clock.Now))
+	g := newTestGuard(t, fs, WithFailureThreshold(1), WithOpenPeriod(time.Hour), WithClock(clock.Now))
 	ctx := context.Background()
 
 	created := clock.Now()
@@ -705,7 +705,7 @@ func TestGuardStateChangeLog(t *testing.T) {
 	t.Run("one line per change", func(t *testing.T) {
 		logger, buf := captureLog()
 		fs := newStubStore()
-		g, err := NewGuard(fs, WithName("logged"), WithLogger(logger), WithBreaker(2, 20*time.Millisecond))
+		g, err := NewGuard(fs, WithName("logged"), WithLogger(logger), WithFailureThreshold(2), WithOpenPeriod(20*time.Millisecond))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -746,7 +746,7 @@ func TestGuardStateChangeLog(t *testing.T) {
 		tr := &changeLog{}
 		fs := newStubStore()
 		fs.failWith(errors.New("down"))
-		g, err := NewGuard(fs, WithLogger(logger), WithBreaker(5, time.Hour), WithOnStateChange(tr.record))
+		g, err := NewGuard(fs, WithLogger(logger), WithFailureThreshold(5), WithOpenPeriod(time.Hour), WithOnStateChange(tr.record))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -790,7 +790,7 @@ func TestGuardOnStateChangeReentrant(t *testing.T) {
 		states = append(states, to, s, st.State)
 		mu.Unlock()
 	}
-	g = newTestGuard(t, fs, WithBreaker(1, 20*time.Millisecond), WithOnStateChange(cb))
+	g = newTestGuard(t, fs, WithFailureThreshold(1), WithOpenPeriod(20*time.Millisecond), WithOnStateChange(cb))
 	fs.failWith(errors.New("down"))
 	g.Get(context.Background(), "k")
 	waitUntil(t, 2*time.Second, "half-open", func() bool { return g.State() == StateHalfOpen })
@@ -811,7 +811,7 @@ func TestGuardMaxInFlight(t *testing.T) {
 	fs := newStubStore()
 	release := fs.setHold()
 	defer release()
-	g := newTestGuard(t, fs, WithMaxInFlight(2), WithOpTimeout(10*time.Millisecond), WithBreaker(100, time.Hour))
+	g := newTestGuard(t, fs, WithMaxInFlight(2), WithOpTimeout(10*time.Millisecond), WithFailureThreshold(100), WithOpenPeriod(time.Hour))
 	ctx := context.Background()
 	for i := 0; i < 2; i++ {
 		if _, err := g.Get(ctx, "k"); Classify(err) != ClassTimeout {
@@ -899,7 +899,7 @@ func TestGuardPing(t *testing.T) {
 		fs := stubPinger{newStubStore()}
 		var ops []string
 		var mu sync.Mutex
-		g := newTestGuard(t, fs, WithBreaker(2, time.Hour), WithObserver(func(_, op string, _ time.Duration, _ Class) {
+		g := newTestGuard(t, fs, WithFailureThreshold(2), WithOpenPeriod(time.Hour), WithObserver(func(_, op string, _ time.Duration, _ Class) {
 			mu.Lock()
 			ops = append(ops, op)
 			mu.Unlock()
@@ -928,7 +928,7 @@ func TestGuardPing(t *testing.T) {
 	})
 	t.Run("non-pinger reports the breaker", func(t *testing.T) {
 		fs := newStubStore()
-		g := newTestGuard(t, fs, WithBreaker(1, time.Hour))
+		g := newTestGuard(t, fs, WithFailureThreshold(1), WithOpenPeriod(time.Hour))
 		ctx := context.Background()
 		if err := g.Ping(ctx); err != nil {
 			t.Fatalf("Ping while closed: %v", err)
@@ -977,7 +977,7 @@ func TestGuardObserver(t *testing.T) {
 	var mu sync.Mutex
 	var got []obs
 	fs := stubPinger{newStubStore()}
-	g := newTestGuard(t, fs, WithName("o"), WithBreaker(1, time.Hour), WithObserver(func(name, op string, took time.Duration, c Class) {
+	g := newTestGuard(t, fs, WithName("o"), WithFailureThreshold(1), WithOpenPeriod(time.Hour), WithObserver(func(name, op string, took time.Duration, c Class) {
 		if took < 0 {
 			t.Errorf("negative duration %v", took)
 		}
@@ -1014,7 +1014,7 @@ func TestGuardObserver(t *testing.T) {
 func TestGuardStorePanics(t *testing.T) {
 	fs := newStubStore()
 	fs.panics = true
-	g := newTestGuard(t, fs, WithBreaker(1, time.Hour))
+	g := newTestGuard(t, fs, WithFailureThreshold(1), WithOpenPeriod(time.Hour))
 	_, err := g.Get(context.Background(), "k")
 	if err == nil || !strings.Contains(err.Error(), "panic") {
 		t.Fatalf("Get over a panicking store: %v, want a panic error", err)
@@ -1026,7 +1026,7 @@ func TestGuardStorePanics(t *testing.T) {
 
 func TestGuardConcurrent(t *testing.T) {
 	fs := stubPinger{newStubStore()}
-	g := newTestGuard(t, fs, WithBreaker(3, time.Millisecond), WithOpTimeout(50*time.Millisecond), WithMaxInFlight(16))
+	g := newTestGuard(t, fs, WithFailureThreshold(3), WithOpenPeriod(time.Millisecond), WithOpTimeout(50*time.Millisecond), WithMaxInFlight(16))
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -1126,7 +1126,7 @@ func TestGuardRequestBudget(t *testing.T) {
 	hang := make(chan struct{})
 	var calls atomic.Int64
 	inner := budgetStore{calls: &calls, hang: hang}
-	g, err := NewGuard(inner, WithOpTimeout(20*time.Millisecond), WithBreaker(100, time.Minute), WithLogger(quietLogger()))
+	g, err := NewGuard(inner, WithOpTimeout(20*time.Millisecond), WithFailureThreshold(100), WithOpenPeriod(time.Minute), WithLogger(quietLogger()))
 	if err != nil {
 		t.Fatal(err)
 	}

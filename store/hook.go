@@ -70,22 +70,46 @@ var _ redis.Hook = (*Hook)(nil)
 // counted twice.
 var hookKey = &contextKey{"hook"}
 
-// NewHook returns a hook over g's breaker and op timeout. It reads
-// [WithCacheMode] (default off) and ignores other options; the breaker
-// settings, name, logger and observer are g's. It returns an error for a
-// nil guard or an invalid option.
-func NewHook(g *Guard, opts ...Option) (*Hook, error) {
+// NewHook returns a hook over g's breaker and op timeout. Its one option is
+// [WithCacheMode] (default off); the breaker settings, op timeout, name,
+// clock and observer are g's, and the hook logs nothing. It returns an
+// error for a nil or unbuilt guard or a nil option.
+func NewHook(g *Guard, opts ...HookOption) (*Hook, error) {
 	if g == nil {
 		return nil, errors.New("store: NewHook: nil Guard")
 	}
 	if !g.usable() {
 		return nil, errors.New("store: NewHook: Guard not built by NewGuard")
 	}
-	o, err := buildOptions(opts)
-	if err != nil {
-		return nil, err
+	var c hookConfig
+	for _, opt := range opts {
+		if opt == nil {
+			return nil, errNilOption("NewHook")
+		}
+		opt.applyHook(&c)
 	}
-	return &Hook{g: g, cacheMode: o.cacheMode}, nil
+	return newHook(g, c), nil
+}
+
+// newHook returns a hook over g, which must be usable, with settings c.
+func newHook(g *Guard, c hookConfig) *Hook { return &Hook{g: g, cacheMode: c.cacheMode} }
+
+// hookConfig holds the settings of a [Hook].
+type hookConfig struct {
+	cacheMode bool
+}
+
+// hookOption is an option read only by [NewHook].
+type hookOption func(*hookConfig)
+
+func (f hookOption) applyHook(c *hookConfig) { f(c) }
+
+// WithCacheMode makes a [Hook] turn outages into cache semantics: a failed
+// read command returns redis.Nil (a miss) and a failed write is dropped
+// and counted, so a handler's miss path runs instead of its error path.
+// Default: off (outages return [ErrUnavailable] or the Redis error).
+func WithCacheMode(on bool) HookOption {
+	return hookOption(func(c *hookConfig) { c.cacheMode = on })
 }
 
 // Dropped returns how many write commands cache mode has dropped because of

@@ -17,7 +17,7 @@ import (
 
 // newHookTest builds a guard (closed at the end of the test), a hook over
 // it, and a client for addr with the hook added before its first command.
-func newHookTest(t testing.TB, addr string, clientOpt func(*redis.Options), guardOpts []Option, hookOpts ...Option) (*redis.Client, *Hook, *Guard) {
+func newHookTest(t testing.TB, addr string, clientOpt func(*redis.Options), guardOpts []GuardOption, hookOpts ...HookOption) (*redis.Client, *Hook, *Guard) {
 	t.Helper()
 	g := newTestGuard(t, unusedStore{}, guardOpts...)
 	h, err := NewHook(g, hookOpts...)
@@ -86,12 +86,11 @@ func TestNewHookErrors(t *testing.T) {
 	tests := []struct {
 		name string
 		g    *Guard
-		opts []Option
+		opts []HookOption
 		want string
 	}{
 		{"nil guard", nil, nil, "nil Guard"},
-		{"nil option", g, []Option{nil}, "nil Option"},
-		{"bad option", g, []Option{WithMaxInFlight(-1)}, "max in flight"},
+		{"nil option", g, []HookOption{nil}, "nil Option"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -110,7 +109,7 @@ func TestHookPassesThrough(t *testing.T) {
 	m := miniredis.RunT(t)
 	var mu sync.Mutex
 	var ops []string
-	rdb, h, g := newHookTest(t, m.Addr(), nil, []Option{WithObserver(func(_, op string, _ time.Duration, _ Class) {
+	rdb, h, g := newHookTest(t, m.Addr(), nil, []GuardOption{WithObserver(func(_, op string, _ time.Duration, _ Class) {
 		mu.Lock()
 		ops = append(ops, op)
 		mu.Unlock()
@@ -202,7 +201,7 @@ func TestHookClassification(t *testing.T) {
 			// One dial attempt and no retries, so that a refused connection
 			// comes back as such rather than as the op timeout.
 			fast := func(o *redis.Options) { o.DialerRetries, o.MaxRetries = 1, -1 }
-			rdb, _, g := newHookTest(t, m.Addr(), fast, []Option{WithBreaker(threshold, time.Hour), WithOpTimeout(time.Second)})
+			rdb, _, g := newHookTest(t, m.Addr(), fast, []GuardOption{WithFailureThreshold(threshold), WithOpenPeriod(time.Hour), WithOpTimeout(time.Second)})
 			if tt.setup != nil {
 				tt.setup(m)
 			}
@@ -270,11 +269,11 @@ func TestHookCacheMode(t *testing.T) {
 	}
 	states := []struct {
 		name  string
-		guard []Option
+		guard []GuardOption
 		open  bool
 	}{
-		{"server gone", []Option{WithBreaker(1000, time.Hour)}, false},
-		{"breaker open", []Option{WithBreaker(1, time.Hour)}, true},
+		{"server gone", []GuardOption{WithFailureThreshold(1000), WithOpenPeriod(time.Hour)}, false},
+		{"breaker open", []GuardOption{WithFailureThreshold(1), WithOpenPeriod(time.Hour)}, true},
 	}
 	for _, st := range states {
 		t.Run(st.name, func(t *testing.T) {
@@ -334,7 +333,7 @@ func TestHookCommandErrorsPassThrough(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			m := miniredis.RunT(t)
 			m.Lpush("list", "x")
-			rdb, h, g := newHookTest(t, m.Addr(), nil, []Option{WithBreaker(1, time.Hour)}, WithCacheMode(cacheMode))
+			rdb, h, g := newHookTest(t, m.Addr(), nil, []GuardOption{WithFailureThreshold(1), WithOpenPeriod(time.Hour)}, WithCacheMode(cacheMode))
 			ctx := TrackFailures(context.Background())
 			for i := 0; i < 3; i++ {
 				for _, err := range []error{
@@ -372,7 +371,7 @@ func TestHookPipeline(t *testing.T) {
 	}
 	t.Run("cache mode, server gone", func(t *testing.T) {
 		m := miniredis.RunT(t)
-		rdb, h, g := newHookTest(t, m.Addr(), func(o *redis.Options) { o.MaxRetries = -1 }, []Option{WithBreaker(2, time.Hour)}, WithCacheMode(true))
+		rdb, h, g := newHookTest(t, m.Addr(), func(o *redis.Options) { o.MaxRetries = -1 }, []GuardOption{WithFailureThreshold(2), WithOpenPeriod(time.Hour)}, WithCacheMode(true))
 		m.Close()
 		for i := 0; i < 3; i++ { // failure, failure (trips), refusal
 			ctx := TrackFailures(context.Background())
@@ -396,7 +395,7 @@ func TestHookPipeline(t *testing.T) {
 	})
 	t.Run("plain, server gone", func(t *testing.T) {
 		m := miniredis.RunT(t)
-		rdb, h, _ := newHookTest(t, m.Addr(), func(o *redis.Options) { o.MaxRetries = -1 }, []Option{WithBreaker(1, time.Hour)})
+		rdb, h, _ := newHookTest(t, m.Addr(), func(o *redis.Options) { o.MaxRetries = -1 }, []GuardOption{WithFailureThreshold(1), WithOpenPeriod(time.Hour)})
 		m.Close()
 		for i := 0; i < 2; i++ {
 			get, set, _, err := pipe(context.Background(), rdb)
@@ -410,7 +409,7 @@ func TestHookPipeline(t *testing.T) {
 	})
 	t.Run("cache mode keeps a transaction's errors", func(t *testing.T) {
 		m := miniredis.RunT(t)
-		rdb, h, _ := newHookTest(t, m.Addr(), func(o *redis.Options) { o.MaxRetries = -1 }, []Option{WithBreaker(10, time.Hour)}, WithCacheMode(true))
+		rdb, h, _ := newHookTest(t, m.Addr(), func(o *redis.Options) { o.MaxRetries = -1 }, []GuardOption{WithFailureThreshold(10), WithOpenPeriod(time.Hour)}, WithCacheMode(true))
 		m.Close()
 		ctx := context.Background()
 		var set *redis.StatusCmd
@@ -424,7 +423,7 @@ func TestHookPipeline(t *testing.T) {
 	})
 	t.Run("a command's outage reply fails the pipeline", func(t *testing.T) {
 		m := miniredis.RunT(t)
-		rdb, _, g := newHookTest(t, m.Addr(), nil, []Option{WithBreaker(1, time.Hour)})
+		rdb, _, g := newHookTest(t, m.Addr(), nil, []GuardOption{WithFailureThreshold(1), WithOpenPeriod(time.Hour)})
 		rdb.Ping(context.Background()) // connect before the server starts failing
 		m.SetError("MASTERDOWN Link with MASTER is down")
 		_, _, _, err := pipe(context.Background(), rdb)
@@ -453,7 +452,7 @@ func TestHookBoundsBlackholedServer(t *testing.T) {
 	for _, c := range clients {
 		t.Run(c.name, func(t *testing.T) {
 			addr := muteServer(t)
-			rdb, _, g := newHookTest(t, addr, c.opt, []Option{WithOpTimeout(opTimeout), WithBreaker(3, time.Hour)})
+			rdb, _, g := newHookTest(t, addr, c.opt, []GuardOption{WithOpTimeout(opTimeout), WithFailureThreshold(3), WithOpenPeriod(time.Hour)})
 			for i := 0; i < 3; i++ {
 				ctx := TrackFailures(context.Background())
 				start := time.Now()
@@ -485,7 +484,7 @@ func TestHookBoundsBlackholedServer(t *testing.T) {
 
 func TestHookCallerContext(t *testing.T) {
 	addr := muteServer(t)
-	rdb, _, g := newHookTest(t, addr, func(o *redis.Options) { o.ReadTimeout = -1 }, []Option{WithOpTimeout(time.Second), WithBreaker(1, time.Hour)})
+	rdb, _, g := newHookTest(t, addr, func(o *redis.Options) { o.ReadTimeout = -1 }, []GuardOption{WithOpTimeout(time.Second), WithFailureThreshold(1), WithOpenPeriod(time.Hour)})
 	tests := []struct {
 		name string
 		ctx  func() (context.Context, context.CancelFunc)

@@ -154,17 +154,18 @@ type DecodedGetter interface {
 // entries, weighed as described on [Memory]. maxBytes must be positive and
 // at most 2^53.
 //
-// It reads [WithMaxKeyBytes] (default 1024), [WithMaxValueBytes] (default
-// 2 MiB) and [WithClock] (default time.Now; expiry follows this clock, so a
-// test can move it on), and ignores the other options.
-func NewMemory(maxBytes int64, opts ...Option) (*Memory, error) {
+// Its options are [WithMaxKeyBytes] (default 1024), [WithMaxValueBytes]
+// (default 2 MiB) and [WithClock] (default time.Now; expiry follows this
+// clock, so a test can move it on). A nil option or a bad value is an
+// error. A Memory logs nothing.
+func NewMemory(maxBytes int64, opts ...MemoryOption) (*Memory, error) {
 	if maxBytes <= 0 {
 		return nil, fmt.Errorf("store: NewMemory: budget of %d bytes is not positive", maxBytes)
 	}
 	if maxBytes > maxMemoryBytes {
 		return nil, fmt.Errorf("store: NewMemory: budget of %d bytes is over the limit of 2^53", maxBytes)
 	}
-	o, err := buildOptions(opts)
+	o, err := newMemoryConfig(opts)
 	if err != nil {
 		return nil, err
 	}

@@ -34,7 +34,7 @@ func (c *manualClock) Advance(d time.Duration) {
 }
 
 // newTestMemory builds a Memory that is closed when the test ends.
-func newTestMemory(t testing.TB, maxBytes int64, opts ...Option) *Memory {
+func newTestMemory(t testing.TB, maxBytes int64, opts ...MemoryOption) *Memory {
 	t.Helper()
 	m, err := NewMemory(maxBytes, opts...)
 	if err != nil {
@@ -48,7 +48,7 @@ func TestMemoryNew(t *testing.T) {
 	tests := []struct {
 		name     string
 		maxBytes int64
-		opts     []Option
+		opts     []MemoryOption
 		wantErr  string
 	}{
 		{name: "ok", maxBytes: 1 << 20},
@@ -57,9 +57,9 @@ func TestMemoryNew(t *testing.T) {
 		{name: "zero", maxBytes: 0, wantErr: "not positive"},
 		{name: "negative", maxBytes: -1, wantErr: "not positive"},
 		{name: "too big for otter", maxBytes: 1<<53 + 1, wantErr: "over the limit"},
-		{name: "nil option", maxBytes: 1 << 20, opts: []Option{nil}, wantErr: "nil Option"},
-		{name: "nil clock", maxBytes: 1 << 20, opts: []Option{WithClock(nil)}, wantErr: "clock is nil"},
-		{name: "bad key limit", maxBytes: 1 << 20, opts: []Option{WithMaxKeyBytes(0)}, wantErr: "max key bytes"},
+		{name: "nil option", maxBytes: 1 << 20, opts: []MemoryOption{nil}, wantErr: "nil Option"},
+		{name: "nil clock", maxBytes: 1 << 20, opts: []MemoryOption{WithClock(nil)}, wantErr: "clock is nil"},
+		{name: "bad key limit", maxBytes: 1 << 20, opts: []MemoryOption{WithMaxKeyBytes(0)}, wantErr: "max key bytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -41,28 +41,34 @@ var (
 
 // NewRedis returns a Store that keeps its entries in Redis through client.
 //
-// It reads [WithPrefix] (default "failsoft:", [DefaultPrefix]; "" means no
-// namespace), [WithMaxKeyBytes] (default 1024, not counting the prefix) and
-// [WithMaxValueBytes] (default 2 MiB), and ignores the other options. A nil
-// client (also a typed nil such as a nil *redis.Client) or a bad option is
-// an error.
+// Its options are [WithPrefix] (default "failsoft:", [DefaultPrefix]; ""
+// means no namespace), [WithMaxKeyBytes] (default 1024, not counting the
+// prefix) and [WithMaxValueBytes] (default 2 MiB). A nil client (also a
+// typed nil such as a nil *redis.Client), a nil option or a bad value is an
+// error.
 //
 // The store does not own client: it never closes it, and the caller closes
 // it after the last use of the store. NewRedis does not contact the server.
-func NewRedis(client redis.UniversalClient, opts ...Option) (*Redis, error) {
+func NewRedis(client redis.UniversalClient, opts ...RedisOption) (*Redis, error) {
 	if isNil(client) {
 		return nil, errors.New("store: NewRedis: nil redis client")
 	}
-	o, err := buildOptions(opts)
+	c, err := newRedisConfig(opts)
 	if err != nil {
 		return nil, err
 	}
+	return newRedis(client, c), nil
+}
+
+// newRedis returns a store over client, which must not be nil, with the
+// validated settings c.
+func newRedis(client redis.UniversalClient, c redisConfig) *Redis {
 	return &Redis{
 		client:        client,
-		prefix:        o.prefix,
-		maxKeyBytes:   o.maxKeyBytes,
-		maxValueBytes: o.maxValueBytes,
-	}, nil
+		prefix:        c.prefix,
+		maxKeyBytes:   c.maxKeyBytes,
+		maxValueBytes: c.maxValueBytes,
+	}
 }
 
 // isNil reports whether v is nil or an interface holding a nil pointer, map,

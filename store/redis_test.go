@@ -23,7 +23,7 @@ func newTestClient(t testing.TB, addr string) *redis.Client {
 }
 
 // newTestRedis returns a Redis store over a client of srv.
-func newTestRedis(t testing.TB, srv *redistest.Server, opts ...Option) *Redis {
+func newTestRedis(t testing.TB, srv *redistest.Server, opts ...RedisOption) *Redis {
 	t.Helper()
 	s, err := NewRedis(newTestClient(t, srv.Addr()), opts...)
 	if err != nil {
@@ -282,14 +282,14 @@ func TestNewRedisErrors(t *testing.T) {
 	tests := []struct {
 		name    string
 		client  redis.UniversalClient
-		opts    []Option
+		opts    []RedisOption
 		wantErr string
 	}{
 		{name: "nil", client: nil, wantErr: "nil redis client"},
 		{name: "typed nil client", client: nilClient, wantErr: "nil redis client"},
 		{name: "typed nil cluster", client: nilCluster, wantErr: "nil redis client"},
-		{name: "bad option", client: live, opts: []Option{WithMaxValueBytes(-1)}, wantErr: "max value bytes"},
-		{name: "nil option", client: live, opts: []Option{nil}, wantErr: "nil Option"},
+		{name: "bad option", client: live, opts: []RedisOption{WithMaxValueBytes(-1)}, wantErr: "max value bytes"},
+		{name: "nil option", client: live, opts: []RedisOption{nil}, wantErr: "nil Option"},
 		{name: "ok", client: live},
 	}
 	for _, tt := range tests {

@@ -129,13 +129,14 @@ var (
 // NewTiered returns a Store that reads local first and fills it from remote,
 // as described on [Tiered]. Neither may be nil, and they must differ.
 //
-// It reads [WithCoherence] (default 2 s; 0 asks the remote on every Get),
-// [WithMaxBackfills] (default 16), [WithLogger] (default slog.Default()) and
-// [WithClock] (default time.Now; it times the coherence window, while
-// expiry follows local's own clock), and ignores the other options. Keys and
-// values are checked against local's limits ([WithMaxKeyBytes],
-// [WithMaxValueBytes] given to [NewMemory]) before either tier is used.
-func NewTiered(local *Memory, remote Store, opts ...Option) (*Tiered, error) {
+// Its options are [WithCoherence] (default 2 s; 0 asks the remote on every
+// Get), [WithMaxBackfills] (default 16), [WithLogger] (default
+// slog.Default()) and [WithClock] (default time.Now; it times the coherence
+// window, while expiry follows local's own clock); a nil option or a bad
+// value is an error. Keys and values are checked against local's limits
+// ([WithMaxKeyBytes], [WithMaxValueBytes] given to [NewMemory]) before
+// either tier is used.
+func NewTiered(local *Memory, remote Store, opts ...TieredOption) (*Tiered, error) {
 	if local == nil || local.cache == nil {
 		return nil, errors.New("store: NewTiered: nil local store (build it with NewMemory)")
 	}
@@ -145,7 +146,7 @@ func NewTiered(local *Memory, remote Store, opts ...Option) (*Tiered, error) {
 	if m, ok := remote.(*Memory); ok && m == local {
 		return nil, errors.New("store: NewTiered: local and remote are the same store")
 	}
-	o, err := buildOptions(opts)
+	o, err := newTieredConfig(opts)
 	if err != nil {
 		return nil, err
 	}

@@ -220,12 +220,12 @@ type tierFixture struct {
 	logs   *tierLogs
 }
 
-func newTierFixture(t *testing.T, opts ...Option) *tierFixture {
+func newTierFixture(t *testing.T, opts ...TieredOption) *tierFixture {
 	t.Helper()
 	f := &tierFixture{clock: newManualClock(), logs: &tierLogs{}}
 	f.local = newTestMemory(t, 1<<20, WithClock(f.clock.Now))
 	f.remote = newTierRemote(f.clock.Now)
-	opts = append([]Option{WithClock(f.clock.Now), WithLogger(slog.New(f.logs))}, opts...)
+	opts = append([]TieredOption{WithClock(f.clock.Now), WithLogger(slog.New(f.logs))}, opts...)
 	tiered, err := NewTiered(f.local, f.remote, opts...)
 	if err != nil {
 		t.Fatalf("NewTiered: %v", err)
@@ -294,7 +294,7 @@ func TestNewTieredErrors(t *testing.T) {
 		name    string
 		local   *Memory
 		remote  Store
-		opts    []Option
+		opts    []TieredOption
 		wantErr string
 	}{
 		{name: "nil local", local: nil, remote: remote, wantErr: "nil local"},
@@ -302,8 +302,8 @@ func TestNewTieredErrors(t *testing.T) {
 		{name: "nil remote", local: local, remote: nil, wantErr: "nil remote"},
 		{name: "typed nil remote", local: local, remote: nilRemote, wantErr: "nil remote"},
 		{name: "same store", local: local, remote: local, wantErr: "same store"},
-		{name: "negative coherence", local: local, remote: remote, opts: []Option{WithCoherence(-1)}, wantErr: "coherence"},
-		{name: "no backfills", local: local, remote: remote, opts: []Option{WithMaxBackfills(0)}, wantErr: "max backfills"},
+		{name: "negative coherence", local: local, remote: remote, opts: []TieredOption{WithCoherence(-1)}, wantErr: "coherence"},
+		{name: "no backfills", local: local, remote: remote, opts: []TieredOption{WithMaxBackfills(0)}, wantErr: "max backfills"},
 		{name: "ok", local: local, remote: remote},
 	}
 	for _, tt := range tests {

@@ -23,8 +23,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 }
 
 // storeOptions feed store latency, errors and breaker transitions.
-func (m *metrics) storeOptions() []store.Option {
-	return []store.Option{store.WithObserver(m.m.Observer()), store.WithOnStateChange(m.m.OnStateChange())}
+func (m *metrics) storeOptions() []store.GuardOption {
+	return []store.GuardOption{store.WithObserver(m.m.Observer()), store.WithOnStateChange(m.m.OnStateChange())}
 }
 
 // watch exposes the breaker's state and the cache's counters.

@@ -110,7 +110,7 @@ func wire(rdb *redis.Client, opt *redis.Options, reg prometheus.Registerer, logg
 	metrics.watch(guard, cache)
 
 	hh, err := health.New(
-		health.WithBreaker(guard, false),
+		health.WithBreakerCheck(guard, false),
 		health.WithPinger("redis-ping", guard, false),
 		health.WithCacheStats("cache", cache.Stats),
 		health.WithLogger(logger),

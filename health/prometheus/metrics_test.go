@@ -233,7 +233,7 @@ func TestWithGuard(t *testing.T) {
 	m := newMetrics(t)
 	g, err := store.NewGuard(failingStore{},
 		store.WithName("redis"),
-		store.WithBreaker(3, time.Hour),
+		store.WithFailureThreshold(3), store.WithOpenPeriod(time.Hour),
 		store.WithLogger(slog.New(slog.DiscardHandler)),
 		store.WithObserver(m.Observer()),
 		store.WithOnStateChange(m.OnStateChange()))

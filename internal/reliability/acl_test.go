@@ -62,7 +62,7 @@ func TestFaultACL(t *testing.T) {
 			}
 			log := &faultLog{}
 			g, err := store.NewGuard(rs, store.WithLogger(log.logger()),
-				store.WithOpTimeout(faultOpTimeout), store.WithBreaker(faultTrips, faultOpenPeriod))
+				store.WithOpTimeout(faultOpTimeout), store.WithFailureThreshold(faultTrips), store.WithOpenPeriod(faultOpenPeriod))
 			if err != nil {
 				t.Fatal(err)
 			}

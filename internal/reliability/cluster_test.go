@@ -32,7 +32,7 @@ func TestClusterShardDeathUnderLoad(t *testing.T) {
 	// a killed node refuses at once, so they cost this test nothing, and a
 	// 2-core CI box under -race can stall a healthy node's reply past 50 ms,
 	// which would (rightly) count against its breaker.
-	guards, err := store.NewNodeGuards(store.WithLogger(logger), store.WithBreaker(5, 500*time.Millisecond),
+	guards, err := store.NewNodeGuards(store.WithLogger(logger), store.WithFailureThreshold(5), store.WithOpenPeriod(500*time.Millisecond),
 		store.WithOpTimeout(200*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
@@ -60,7 +60,7 @@ func TestClusterShardDeathUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { bound.Close() })
-	local, err := store.NewMemory(8<<20, store.WithLogger(logger))
+	local, err := store.NewMemory(8 << 20)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func TestClusterShardDeathUnderLoad(t *testing.T) {
 	legacy := newTopoHandler(appRDB)
 	h := cache.Handler(topoMux(legacy))
 
-	hh, err := health.New(health.WithBreakers("redis-cluster", guards.Guards, false), health.WithLogger(logger))
+	hh, err := health.New(health.WithBreakerChecks("redis-cluster", guards.Guards, false), health.WithLogger(logger))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +219,7 @@ func TestClusterPausedShardBound(t *testing.T) {
 		t.Skip("starts a three-node Redis Cluster and pauses a master")
 	}
 	cl := redistest.StartCluster(t, 3)
-	guards, err := store.NewNodeGuards(store.WithLogger(topoLogger(t)), store.WithBreaker(5, time.Minute))
+	guards, err := store.NewNodeGuards(store.WithLogger(topoLogger(t)), store.WithFailureThreshold(5), store.WithOpenPeriod(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}

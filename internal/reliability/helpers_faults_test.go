@@ -119,7 +119,7 @@ func faultGuard(t testing.TB, client redis.UniversalClient, name string, log *sl
 		t.Fatal(err)
 	}
 	g, err := store.NewGuard(rs, store.WithName(name), store.WithLogger(log),
-		store.WithOpTimeout(faultOpTimeout), store.WithBreaker(faultTrips, faultOpenPeriod))
+		store.WithOpTimeout(faultOpTimeout), store.WithFailureThreshold(faultTrips), store.WithOpenPeriod(faultOpenPeriod))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +158,7 @@ func newFaultStackOn(t testing.TB, client redis.UniversalClient, log *slog.Logge
 	// the guard's Close does not wait for calls abandoned on a slow proxy.
 	t.Cleanup(func() { client.Close() })
 	var err error
-	if s.mem, err = store.NewMemory(8<<20, store.WithLogger(log)); err != nil {
+	if s.mem, err = store.NewMemory(8 << 20); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.mem.Close() })

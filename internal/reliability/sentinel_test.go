@@ -49,7 +49,7 @@ func TestSentinelFailoverUnderLoad(t *testing.T) {
 	var trips atomic.Int64
 	guard, err := store.NewGuard(remote,
 		store.WithName("redis"), store.WithLogger(logger),
-		store.WithBreaker(5, 500*time.Millisecond),
+		store.WithFailureThreshold(5), store.WithOpenPeriod(500*time.Millisecond),
 		store.WithOnStateChange(func(_ string, _, to store.State) {
 			if to == store.StateOpen {
 				trips.Add(1)
@@ -65,7 +65,7 @@ func TestSentinelFailoverUnderLoad(t *testing.T) {
 	}
 	appRDB.AddHook(hook)
 
-	local, err := store.NewMemory(8<<20, store.WithLogger(logger))
+	local, err := store.NewMemory(8 << 20)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -245,7 +245,7 @@ func soakBuild(t *testing.T, addr string, counts *soakCounts) *soakStack {
 	}
 	s.guard, err = store.NewGuard(remote,
 		store.WithName("redis"),
-		store.WithBreaker(store.DefaultFailureThreshold, soakOpenPeriod),
+		store.WithFailureThreshold(store.DefaultFailureThreshold), store.WithOpenPeriod(soakOpenPeriod),
 		store.WithLogger(logger),
 		store.WithOnStateChange(func(_ string, _, to store.State) {
 			switch to {

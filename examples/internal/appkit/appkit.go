@@ -160,7 +160,7 @@ func New(rdb *redis.Client, opt *redis.Options, logger *slog.Logger) (*Failsoft,
 	}
 	f.closers = append(f.closers, f.Cache.Close)
 	f.Health, err = health.New(
-		health.WithBreaker(f.Guard, false),
+		health.WithBreakerCheck(f.Guard, false),
 		health.WithPinger("redis-ping", f.Guard, false),
 		health.WithCacheStats("cache", f.Cache.Stats),
 		health.WithLogger(logger),
