@@ -37,9 +37,10 @@ func (b *builder) build(client redis.UniversalClient) (*Protector, error) {
 		return nil, err
 	}
 
-	guardOpts := []store.Option{
+	guardOpts := []store.GuardOption{
 		store.WithName(guardName),
-		store.WithBreaker(cfg.failureThreshold, cfg.openPeriod),
+		store.WithFailureThreshold(cfg.failureThreshold),
+		store.WithOpenPeriod(cfg.openPeriod),
 		store.WithLogger(cfg.logger),
 	}
 	if m := cfg.metrics; m != nil {
@@ -56,7 +57,11 @@ func (b *builder) build(client redis.UniversalClient) (*Protector, error) {
 	case *redis.ClusterClient:
 		// Each node's commands get half the op timeout, the whole call the
 		// op timeout: the bound must exceed the nodes' (see NodeGuards.Bound).
-		nodes, err := store.NewNodeGuards(append(guardOpts, store.WithOpTimeout(cfg.opTimeout/2))...)
+		nodeOpts := []store.NodeGuardsOption{store.WithOpTimeout(cfg.opTimeout / 2), store.WithPrefix(cfg.name + ":")}
+		for _, o := range guardOpts {
+			nodeOpts = append(nodeOpts, o)
+		}
+		nodes, err := store.NewNodeGuards(nodeOpts...)
 		if err != nil {
 			return nil, err
 		}
@@ -67,7 +72,7 @@ func (b *builder) build(client redis.UniversalClient) (*Protector, error) {
 			return nil, err
 		}
 		b.bound = guarded.Close
-		healthOpts = append(healthOpts, health.WithBreakers(guardName, nodes.Guards, cfg.critical))
+		healthOpts = append(healthOpts, health.WithBreakerChecks(guardName, nodes.Guards, cfg.critical))
 		addHook = func() {
 			if cfg.cacheMode {
 				c.OnNewNode(nodes.OnNewNodeCacheMode)
@@ -88,7 +93,7 @@ func (b *builder) build(client redis.UniversalClient) (*Protector, error) {
 		if m := cfg.metrics; m != nil {
 			m.WatchBreaker(guarded)
 		}
-		healthOpts = append(healthOpts, health.WithBreaker(guarded, cfg.critical))
+		healthOpts = append(healthOpts, health.WithBreakerCheck(guarded, cfg.critical))
 		recoverOpts = append(recoverOpts, middleware.WithBreaker(guarded))
 		addHook = func() { client.AddHook(p.hook) }
 	}
