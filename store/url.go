@@ -44,7 +44,8 @@ const redactedPassword = "xxxxx"
 //
 // Any other scheme, a malformed URL or a bad option is an error whose text
 // never contains the password: the URL it quotes is redacted as by
-// [RedactURL]. No connection is made; the caller owns the client and closes
+// [RedactURL], and go-redis parses the URL with the password replaced, so
+// the text does not depend on the password at all. No connection is made; the caller owns the client and closes
 // it.
 func NewClientFromURL(rawURL string) (redis.UniversalClient, error) {
 	opts, err := ClientOptionsFromURL(rawURL)
@@ -77,9 +78,15 @@ func ClientOptionsFromURL(rawURL string) (*redis.Options, error) {
 	if u.Opaque != "" {
 		return nil, fmt.Errorf("store: redis URL %q: want %s://host", RedactURL(rawURL), u.Scheme)
 	}
-	opts, err := redis.ParseURL(rawURL)
+	// go-redis reads the URL with its password replaced, so that none of
+	// its errors can quote the password, whatever its version; the password
+	// is put back in the options afterwards.
+	opts, err := redis.ParseURL(withoutPassword(rawURL, u))
 	if err != nil {
-		return nil, scrubbed(fmt.Sprintf("store: redis URL %q: %v", RedactURL(rawURL), err), u)
+		return nil, fmt.Errorf("store: redis URL %q: %v", RedactURL(rawURL), err)
+	}
+	if p, ok := u.User.Password(); ok {
+		opts.Password = p
 	}
 	if opts.DB < 0 || opts.DB > maxURLDB {
 		return nil, fmt.Errorf("store: redis URL %q: database %d is outside 0-%d",
@@ -117,15 +124,16 @@ func malformedURLError(rawURL string) error {
 		"reserved characters in a user name or password must be percent-encoded", red)
 }
 
-// scrubbed returns msg as an error with u's password, if any, replaced: a
-// last line of defence should a go-redis error ever quote it.
-func scrubbed(msg string, u *url.URL) error {
-	if u != nil && u.User != nil {
-		if p, ok := u.User.Password(); ok && p != "" {
-			msg = strings.ReplaceAll(msg, p, redactedPassword)
-		}
+// withoutPassword returns rawURL, which parsed as u, with the password in
+// its user info (if any) replaced by redactedPassword. The user name, host,
+// path and query read back the same.
+func withoutPassword(rawURL string, u *url.URL) string {
+	if _, ok := u.User.Password(); !ok {
+		return rawURL
 	}
-	return errors.New(msg)
+	v := *u
+	v.User = url.UserPassword(u.User.Username(), redactedPassword)
+	return v.String()
 }
 
 // RedactURL returns rawURL with its password replaced by "xxxxx", for logs

@@ -2,8 +2,11 @@ package store
 
 import (
 	"crypto/x509"
+	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/redis/go-redis/v9"
 )
 
 func TestClientOptionsFromURL(t *testing.T) {
@@ -78,4 +81,36 @@ func TestClientOptionsFromURLErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzClientOptionsFromURL checks that ClientOptionsFromURL reads a URL as
+// redis.ParseURL does, although it hands go-redis the URL with the password
+// replaced and puts the password back: what it accepts, go-redis accepts,
+// with the same options but for the two it sets on purpose; and what
+// go-redis rejects, it rejects.
+func FuzzClientOptionsFromURL(f *testing.F) {
+	for _, seed := range []string{
+		"redis://localhost:6379", "redis://", "redis://:s3cr3t@cache:6380",
+		"redis://app:s%2F3%40cr%3Ft@cache/0", "redis://a%3Ab:c%3Ad@cache",
+		"rediss://:s3cr3t@cache.example.com:6380/1?dial_timeout=2s&pool_size=7",
+		"redis://u:p@[fe80::1%25en0]:7000/2", "redis://u:@h", "redis://u@h?client_name=api%40eu",
+		"redis://u:p@@h:1", "redis://u:p@h//3", "redis://u:p@h?db=2&protocol=3",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		got, err := ClientOptionsFromURL(raw)
+		want, wantErr := redis.ParseURL(raw)
+		if err != nil {
+			return // stricter than go-redis: a stray '@', a db over 15
+		}
+		if wantErr != nil {
+			t.Fatalf("ClientOptionsFromURL(%q) accepts what redis.ParseURL rejects: %v", raw, wantErr)
+		}
+		want.ContextTimeoutEnabled = true
+		want.DialerRetries = 1
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("ClientOptionsFromURL(%q) = %+v, redis.ParseURL gives %+v", raw, got, want)
+		}
+	})
 }
