@@ -109,7 +109,7 @@ const (
 const warnEvery = time.Minute
 
 // New returns a Cache that stores responses in s. It returns an error when s
-// is nil or an option is invalid. The caller keeps ownership of s: Close
+// is nil or an option is nil or invalid. The caller keeps ownership of s: Close
 // does not close it.
 func New(s store.Store, opts ...Option) (*Cache, error) {
 	if s == nil {

@@ -119,28 +119,28 @@ func TestRecoverPanicBeforeWriting(t *testing.T) {
 		},
 		{
 			name:      "open breaker sets Retry-After",
-			opts:      []RecoverOption{WithBreaker(openBreaker(2300 * time.Millisecond))},
+			opts:      []RecoverOption{WithBreakers(openBreaker(2300 * time.Millisecond))},
 			handler:   func(w http.ResponseWriter, r *http.Request) { panic(secret) },
 			wantRetry: "3",
 		},
 		{
 			name: "longest open breaker wins, closed ones ignored",
 			opts: []RecoverOption{
-				WithBreaker(openBreaker(2*time.Second), &fakeBreaker{state: store.StateClosed, after: time.Hour}),
-				WithBreaker(openBreaker(7 * time.Second)),
+				WithBreakers(openBreaker(2*time.Second), &fakeBreaker{state: store.StateClosed, after: time.Hour}),
+				WithBreakers(openBreaker(7 * time.Second)),
 			},
 			handler:   func(w http.ResponseWriter, r *http.Request) { panic(secret) },
 			wantRetry: "7",
 		},
 		{
 			name:      "closed breaker leaves the default",
-			opts:      []RecoverOption{WithBreaker(&fakeBreaker{state: store.StateClosed})},
+			opts:      []RecoverOption{WithBreakers(&fakeBreaker{state: store.StateClosed})},
 			handler:   func(w http.ResponseWriter, r *http.Request) { panic(secret) },
 			wantRetry: "5",
 		},
 		{
 			name:      "open breaker with no time left leaves the default",
-			opts:      []RecoverOption{WithBreaker(openBreaker(0))},
+			opts:      []RecoverOption{WithBreakers(openBreaker(0))},
 			handler:   func(w http.ResponseWriter, r *http.Request) { panic(secret) },
 			wantRetry: "5",
 		},
@@ -173,7 +173,7 @@ func TestRecoverPanicBeforeWriting(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			logger, logs := testLogger()
-			opts := append([]RecoverOption{WithRecoverLogger(logger)}, tt.opts...)
+			opts := append([]RecoverOption{WithLogger(logger)}, tt.opts...)
 			rec, panicked := serveRecover(t, tt.handler, opts...)
 			if panicked != nil {
 				t.Fatalf("panic escaped Recover: %v", panicked)
@@ -232,7 +232,7 @@ func TestRecoverKeepsOuterHeaders(t *testing.T) {
 		})
 	}
 	logger, _ := testLogger()
-	h := outer(Recover(WithRecoverLogger(logger))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := outer(Recover(WithLogger(logger))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Handler", "1")
 		panic("boom")
 	})))
@@ -303,7 +303,7 @@ func TestRecoverAlreadyWritten(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			logger, logs := testLogger()
-			rec, panicked := serveRecover(t, tt.handler, WithRecoverLogger(logger))
+			rec, panicked := serveRecover(t, tt.handler, WithLogger(logger))
 			if panicked != http.ErrAbortHandler {
 				t.Fatalf("panicked with %v, want http.ErrAbortHandler", panicked)
 			}
@@ -336,7 +336,7 @@ func TestRecoverErrAbortHandler(t *testing.T) {
 			logger, logs := testLogger()
 			rec, panicked := serveRecover(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				panic(tt.value)
-			}), WithRecoverLogger(logger))
+			}), WithLogger(logger))
 			if panicked != tt.value {
 				t.Fatalf("panicked with %v, want %v re-raised unchanged", panicked, tt.value)
 			}
@@ -371,7 +371,7 @@ func TestRecoverOutage503(t *testing.T) {
 		},
 		{
 			name: "open breaker, 500 becomes 503 with its time",
-			opts: []RecoverOption{WithBreaker(openBreaker(4 * time.Second))},
+			opts: []RecoverOption{WithBreakers(openBreaker(4 * time.Second))},
 			handler: func(w http.ResponseWriter, r *http.Request) {
 				http.Error(w, "boom", http.StatusInternalServerError)
 			},
@@ -381,7 +381,7 @@ func TestRecoverOutage503(t *testing.T) {
 		},
 		{
 			name: "failure seen and breaker open: the breaker's time",
-			opts: []RecoverOption{WithBreaker(openBreaker(9 * time.Second))},
+			opts: []RecoverOption{WithBreakers(openBreaker(9 * time.Second))},
 			handler: func(w http.ResponseWriter, r *http.Request) {
 				recordOutage(r)
 				w.WriteHeader(http.StatusBadGateway)
@@ -441,7 +441,7 @@ func TestRecoverOutage503(t *testing.T) {
 		},
 		{
 			name: "half-open breaker: 500 kept",
-			opts: []RecoverOption{WithBreaker(&fakeBreaker{state: store.StateHalfOpen})},
+			opts: []RecoverOption{WithBreakers(&fakeBreaker{state: store.StateHalfOpen})},
 			handler: func(w http.ResponseWriter, r *http.Request) {
 				w.WriteHeader(http.StatusInternalServerError)
 			},
@@ -475,7 +475,7 @@ func TestRecoverOutage503(t *testing.T) {
 		},
 		{
 			name: "option off: 500 kept",
-			opts: []RecoverOption{WithOutage503(false), WithBreaker(openBreaker(time.Second))},
+			opts: []RecoverOption{WithOutage503(false), WithBreakers(openBreaker(time.Second))},
 			handler: func(w http.ResponseWriter, r *http.Request) {
 				recordOutage(r)
 				http.Error(w, "redis down", http.StatusInternalServerError)
@@ -610,7 +610,7 @@ func TestRecoverWriterInterfaces(t *testing.T) {
 // onto a 200.
 func TestRecoverAbortsOverTheWire(t *testing.T) {
 	logger, logs := testLogger()
-	srv := httptest.NewUnstartedServer(Recover(WithRecoverLogger(logger))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewUnstartedServer(Recover(WithLogger(logger))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Length", "100")
 		io.WriteString(w, "partial")
 		w.(http.Flusher).Flush()
@@ -642,7 +642,7 @@ func TestRecoverPanicsOnProgrammerErrors(t *testing.T) {
 	}{
 		{"nil option", func() { Recover(nil) }},
 		{"nil handler", func() { Recover()(nil) }},
-		{"nil breaker", func() { WithBreaker(nil) }},
+		{"nil breaker", func() { WithBreakers(nil) }},
 		{"zero retry after", func() { WithRetryAfter(0) }},
 		{"negative retry after", func() { WithRetryAfter(-time.Second) }},
 	}
@@ -662,9 +662,9 @@ func TestRecoverPanicsOnProgrammerErrors(t *testing.T) {
 	}
 }
 
-func TestWithBreakerCopiesItsArguments(t *testing.T) {
+func TestWithBreakersCopiesItsArguments(t *testing.T) {
 	bs := []BreakerState{openBreaker(3 * time.Second)}
-	opt := WithBreaker(bs...)
+	opt := WithBreakers(bs...)
 	bs[0] = &fakeBreaker{state: store.StateClosed}
 	rec, _ := serveRecover(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusInternalServerError)
@@ -687,7 +687,7 @@ func BenchmarkRecover(b *testing.B) {
 
 // ExampleRecover shows what a client sees when a handler panics.
 func ExampleRecover() {
-	h := Recover(WithRecoverLogger(slog.New(slog.DiscardHandler)))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := Recover(WithLogger(slog.New(slog.DiscardHandler)))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		panic("nil map in the data handler")
 	}))
 	rec := httptest.NewRecorder()
@@ -702,7 +702,7 @@ func ExampleRecover() {
 func TestRecoverLeavesDefinitiveStatuses(t *testing.T) {
 	for _, code := range []int{http.StatusNotImplemented, http.StatusHTTPVersionNotSupported} {
 		t.Run(http.StatusText(code), func(t *testing.T) {
-			h := Recover(WithBreaker(openBreaker(time.Second)))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			h := Recover(WithBreakers(openBreaker(time.Second)))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				w.WriteHeader(code)
 			}))
 			w := httptest.NewRecorder()
@@ -717,7 +717,7 @@ func TestRecoverLeavesDefinitiveStatuses(t *testing.T) {
 func TestRecoverPanicLogIsRateLimited(t *testing.T) {
 	var buf bytes.Buffer
 	logger := slog.New(slog.NewTextHandler(&buf, nil))
-	h := Recover(WithRecoverLogger(logger))(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+	h := Recover(WithLogger(logger))(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
 		panic("boom")
 	}))
 	const n = 50

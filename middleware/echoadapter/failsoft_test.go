@@ -91,7 +91,7 @@ func newFailsoftChain(t *testing.T, addr string) *failsoftChain {
 
 	e := newEcho()
 	e.Use(
-		Wrap(middleware.Recover(middleware.WithBreaker(guard), middleware.WithRecoverLogger(quiet))),
+		Wrap(middleware.Recover(middleware.WithBreakers(guard), middleware.WithLogger(quiet))),
 		Wrap(cache.Handler),
 	)
 	e.GET("/api/data/:key", func(c echo.Context) error {

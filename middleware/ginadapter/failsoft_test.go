@@ -91,7 +91,7 @@ func newFailsoftChain(t *testing.T, addr string) *failsoftChain {
 
 	r := gin.New()
 	r.Use(
-		Wrap(middleware.Recover(middleware.WithBreaker(guard), middleware.WithRecoverLogger(quiet))),
+		Wrap(middleware.Recover(middleware.WithBreakers(guard), middleware.WithLogger(quiet))),
 		Wrap(cache.Handler),
 	)
 	r.GET("/api/data/:key", func(c *gin.Context) {
