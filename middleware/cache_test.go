@@ -1014,11 +1014,11 @@ func TestCacheWarnRateLimit(t *testing.T) {
 	var mu sync.Mutex
 	c := newTestCache(t, newMapStore(), WithClock(clk.Now), WithLogger(newTestLogger(&mu, &logs)))
 	for range 5 {
-		c.warn(warnDecode, "bad entry")
+		c.log.warn(warnDecode, "bad entry")
 	}
 	clk.Add(warnEvery)
-	c.warn(warnDecode, "bad entry")
-	c.warn(warnWrite, "write failed")
+	c.log.warn(warnDecode, "bad entry")
+	c.log.warn(warnWrite, "write failed")
 	mu.Lock()
 	defer mu.Unlock()
 	if got := strings.Count(logs.String(), "bad entry"); got != 2 {

@@ -150,7 +150,7 @@ func TestWithLoggerServesBoth(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if c.log != logger {
+	if c.log.Logger != logger {
 		t.Error("New did not take the logger")
 	}
 	h := Chain(c, opt).ThenFunc(func(http.ResponseWriter, *http.Request) { panic("boom") })
