@@ -64,11 +64,17 @@ func (g *epochs) slot(primary string) *atomic.Uint64 {
 func (w *writeBehind) epoch(primary string) uint64 { return w.epochs.slot(primary).Load() }
 
 // pendingEntry returns the entry a background write of key has on its way,
-// or nil. The entry is read-only.
+// or nil. The entry is read-only. With no write on its way (the common
+// case) it takes no lock and inlines.
 func (w *writeBehind) pendingEntry(key string) *entry {
 	if w.npending.Load() == 0 {
 		return nil
 	}
+	return w.pendingLocked(key)
+}
+
+// pendingLocked is pendingEntry's lookup under mu.
+func (w *writeBehind) pendingLocked(key string) *entry {
 	w.mu.Lock()
 	e := w.pending[key]
 	w.mu.Unlock()
