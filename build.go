@@ -94,7 +94,7 @@ func (b *builder) build(client redis.UniversalClient) (*Protector, error) {
 			m.WatchBreaker(guarded)
 		}
 		healthOpts = append(healthOpts, health.WithBreakerCheck(guarded, cfg.critical))
-		recoverOpts = append(recoverOpts, middleware.WithBreaker(guarded))
+		recoverOpts = append(recoverOpts, middleware.WithBreakers(guarded))
 		addHook = func() { client.AddHook(p.hook) }
 	}
 	// A ping is never critical: one slow ping must not take a replica out
@@ -140,7 +140,7 @@ func (b *builder) build(client redis.UniversalClient) (*Protector, error) {
 	}
 	p.health, b.health = hh, hh.Close
 
-	recoverOpts = append(recoverOpts, middleware.WithRecoverLogger(cfg.logger))
+	recoverOpts = append(recoverOpts, middleware.WithLogger(cfg.logger))
 	p.chain = alice.New(middleware.Recover(recoverOpts...), cache.Handler)
 
 	addHook()

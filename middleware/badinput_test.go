@@ -422,7 +422,7 @@ func TestBadInputInvalidStatus(t *testing.T) {
 		t.Run("panics-"+strconv.Itoa(code), func(t *testing.T) {
 			// net/http panics on these; under the chain Recover answers 503.
 			c := newTestCache(t, newMapStore())
-			h := Chain(c, WithRecoverLogger(slog.New(slog.DiscardHandler))).Then(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			h := Chain(c, WithLogger(slog.New(slog.DiscardHandler))).Then(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				w.WriteHeader(code)
 			}))
 			w := httptest.NewRecorder()
@@ -542,7 +542,7 @@ func TestBadInputRange(t *testing.T) {
 func TestBadInputWriteAfterHijack(t *testing.T) {
 	c := newTestCache(t, newMapStore())
 	errs := make(chan error, 1)
-	h := Chain(c, WithRecoverLogger(slog.New(slog.DiscardHandler))).Then(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := Chain(c, WithLogger(slog.New(slog.DiscardHandler))).Then(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "max-age=60")
 		conn, rw, err := http.NewResponseController(w).Hijack()
 		if err != nil {

@@ -192,9 +192,8 @@ func TestIntegrationCoalescing(t *testing.T) {
 	s := newITStack(t, srv)
 	const n = 50
 	c := itCache(t, s.tiered)
-	key := hashKey(DefaultKey(httptest.NewRequest("GET", "http://example.com/a", nil)))
 	var calls atomic.Int64
-	h := c.Handler(coalesceHandler(c, key, n, "max-age=60", &calls))
+	h := c.Handler(coalesceHandler(n, "max-age=60", &calls))
 	var wg sync.WaitGroup
 	for range n {
 		wg.Go(func() {

@@ -242,13 +242,6 @@ func (c *capture) finish(abandon bool) captured {
 	return res
 }
 
-// streaming reports whether the capture passes writes through.
-func (c *capture) streaming() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.mode == modeStream
-}
-
 // bodyAllowed reports whether a response with this status may have a body
 // (RFC 9110 §6.4.1).
 func bodyAllowed(status int) bool {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/failsoft/failsoft/store"
 )
@@ -99,7 +100,7 @@ func TestChain(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			logger, _ := testLogger()
 			var calls atomic.Int64
-			h := Chain(newChainCache(t), WithRecoverLogger(logger)).ThenFunc(func(w http.ResponseWriter, r *http.Request) {
+			h := Chain(newChainCache(t), WithLogger(logger)).ThenFunc(func(w http.ResponseWriter, r *http.Request) {
 				calls.Add(1)
 				tt.handler(w, r)
 			})
@@ -124,10 +125,45 @@ func TestChainNilCachePanics(t *testing.T) {
 	Chain(nil)
 }
 
+func TestChainNilOptionPanics(t *testing.T) {
+	c := newChainCache(t)
+	defer func() {
+		if p, _ := recover().(string); !strings.HasPrefix(p, "middleware: ") {
+			t.Errorf("recovered %q, want a middleware: panic", p)
+		}
+	}()
+	Chain(c, nil)
+}
+
+// TestWithLoggerServesBoth: one WithLogger value configures the cache (an
+// Option) and the recovery middleware (a RecoverOption).
+func TestWithLoggerServesBoth(t *testing.T) {
+	logger, buf := testLogger()
+	opt := WithLogger(logger)
+	mem, err := store.NewMemory(1 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mem.Close()
+	c, err := New(mem, opt, WithClock(func() time.Time { return time.Unix(0, 0) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if c.log.Logger != logger {
+		t.Error("New did not take the logger")
+	}
+	h := Chain(c, opt).ThenFunc(func(http.ResponseWriter, *http.Request) { panic("boom") })
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "http://api.example/p", nil))
+	if !strings.Contains(buf.String(), "panic serving request") {
+		t.Errorf("Recover did not log to the logger: %q", buf.String())
+	}
+}
+
 // ExampleChain wraps a mux with recovery and the cache in one line. The store
 // here is in-process so that the example needs no Redis; in a service it is
 // a store.Tiered over a store.Guard over Redis, and the guard is also passed
-// to WithBreaker.
+// to WithBreakers.
 func ExampleChain() {
 	mem, err := store.NewMemory(64 << 20)
 	if err != nil {

@@ -2,6 +2,7 @@ package middleware
 
 import (
 	"context"
+	"net/http"
 	"sync"
 	"time"
 )
@@ -29,9 +30,8 @@ type coalescer struct {
 
 // flight is one leader's handler call that followers wait for.
 type flight struct {
-	done    chan struct{} // closed by finish; res is set before
-	res     *outcome
-	waiting int // followers currently waiting (guarded by coalescer.mu)
+	done chan struct{} // closed by done; res is set before
+	res  *outcome
 }
 
 // outcome is what a leader hands its followers.
@@ -62,7 +62,6 @@ func (c *coalescer) join(key string) (f *flight, leader bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if f, ok := c.flights[key]; ok {
-		f.waiting++
 		return f, false
 	}
 	if c.flights == nil {
@@ -89,11 +88,6 @@ func (c *coalescer) done(key string, f *flight, res *outcome) {
 // returns ok=false when the wait ended first; res is nil when the leader had
 // nothing to share.
 func (c *coalescer) wait(ctx context.Context, f *flight, d time.Duration) (res *outcome, ok bool) {
-	defer func() {
-		c.mu.Lock()
-		f.waiting--
-		c.mu.Unlock()
-	}()
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -106,21 +100,102 @@ func (c *coalescer) wait(ctx context.Context, f *flight, d time.Duration) (res *
 	}
 }
 
-// leave ends a follower's wait on f without waiting, as wait does at its
-// end.
-func (c *coalescer) leave(f *flight) {
-	c.mu.Lock()
-	f.waiting--
-	c.mu.Unlock()
+// miss answers a request without a usable fresh entry: one request per key
+// calls the handler at a time, the others wait for it (bounded) and share
+// its answer when that is storable.
+//
+// A follower that the leader's answer does not serve, although its own
+// call might give a shareable one (the handler failed; the leader was a
+// HEAD, or sent credentials or cookies that kept its answer private),
+// joins the key's flight again: one such follower leads the next call and
+// the others wait for it, instead of all calling the handler at once. All
+// its waits together stay within the coalescing wait (and its context).
+func (c *Cache) miss(w http.ResponseWriter, r *http.Request, next http.Handler, lk *lookup) {
+	if c.o.coalesceWait <= 0 {
+		c.forward(w, r, next, lk)
+		return
+	}
+	var deadline time.Time // of the follower's waits, set at its first
+	for {
+		f, leader := c.flights.join(lk.key)
+		if leader {
+			c.lead(w, r, next, lk, f)
+			return
+		}
+		d := c.o.coalesceWait
+		if deadline.IsZero() {
+			deadline = time.Now().Add(d)
+		} else {
+			d = time.Until(deadline)
+		}
+		var res *outcome
+		ok := false
+		if d > 0 {
+			res, ok = c.flights.wait(r.Context(), f, d)
+		}
+		if r.Context().Err() != nil {
+			return // the client is gone
+		}
+		if !ok || res == nil {
+			break
+		}
+		now := c.now()
+		if res.e != nil && (res.varyKey == "" || variantKey(lk.material, res.nonce, res.names, r) == res.varyKey) {
+			c.st.coalesced.Add(1)
+			c.serveEntry(w, r, res.e, now, c.cs.fwd(lk, res.e.Status, false, true, ""))
+			if c.log.debugOn(r.Context()) {
+				c.log.DebugContext(r.Context(), "failsoft: coalesced", "path", r.URL.Path)
+			}
+			return
+		}
+		if res.failed && lk.e != nil && now.Before(lk.e.StaleUntil) {
+			c.st.coalesced.Add(1)
+			c.st.staleServed.Add(1)
+			c.serveEntry(w, r, lk.e, now, c.cs.stale(lk, 0, lk.e, now, "stale-if-error", true))
+			return
+		}
+		if !res.failed && !differsIn(r, res.own) {
+			break // this request's answer would not be shareable either
+		}
+		if !time.Now().Before(deadline) {
+			break
+		}
+	}
+	c.forward(w, r, next, lk)
 }
 
-// waiters returns how many followers wait on key's flight now; tests use it
-// to wait for a condition instead of sleeping.
-func (c *coalescer) waiters(key string) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if f, ok := c.flights[key]; ok {
-		return f.waiting
+// lead calls the handler as the leader of flight f and hands its outcome to
+// the followers; a panic hands them outcomeFailed.
+func (c *Cache) lead(w http.ResponseWriter, r *http.Request, next http.Handler, lk *lookup, f *flight) {
+	out := outcomeFailed
+	defer func() { c.flights.done(lk.key, f, out) }()
+	out = c.forward(w, r, next, lk)
+}
+
+// outcomeFailed is the outcome of a failed handler call (shared, read-only).
+var outcomeFailed = &outcome{failed: true}
+
+// ownReason returns the reason a response was not storable when the reason
+// lies in the request alone (its method, credentials, cookies), so that
+// another request of the key may get a storable answer; "" otherwise.
+func ownReason(reason string) string {
+	switch reason {
+	case "method", "authorization", "cookie":
+		return reason
 	}
-	return 0
+	return ""
+}
+
+// differsIn reports whether r lacks what kept a leader's answer from being
+// shared (see ownReason): r's own answer may then be storable.
+func differsIn(r *http.Request, own string) bool {
+	switch own {
+	case "method":
+		return r.Method == http.MethodGet
+	case "authorization":
+		return !hasField(r.Header, "Authorization")
+	case "cookie":
+		return !hasField(r.Header, "Cookie")
+	}
+	return false
 }

@@ -204,3 +204,79 @@ func TestInvalidateDuringRefresh(t *testing.T) {
 		t.Errorf("GET after: %q (%s), want v3 from the handler", w.Body.String(), w.Header().Get("Cache-Status"))
 	}
 }
+
+func TestCachePurge(t *testing.T) {
+	o := newOrigin(200, "x", "Cache-Control", "max-age=60")
+	c := newTestCache(t, newMapStore())
+	h := c.Handler(o)
+	do(c, h, "GET", "http://example.com/a?x=1")
+	do(c, h, "GET", "http://example.com/b")
+	if err := c.Purge(context.Background(), "http://EXAMPLE.com:80/a?x=1"); err != nil {
+		t.Fatal(err)
+	}
+	do(c, h, "GET", "http://example.com/a?x=1")
+	do(c, h, "GET", "http://example.com/b")
+	if o.calls.Load() != 3 || c.Stats().Invalidated != 1 {
+		t.Errorf("calls %d invalidated %d, want 3 and 1", o.calls.Load(), c.Stats().Invalidated)
+	}
+	for _, bad := range []string{"", "/relative", "ftp://example.com/a", "http://[::1"} {
+		if err := c.Purge(context.Background(), bad); err == nil {
+			t.Errorf("Purge(%q) = nil, want an error", bad)
+		}
+	}
+}
+
+func TestCacheUnsafeInvalidates(t *testing.T) {
+	tests := []struct {
+		name        string
+		method      string
+		status      int
+		location    string
+		wantCleared []string
+	}{
+		{name: "post 200", method: "POST", status: 200, wantCleared: []string{"/items"}},
+		{name: "delete 204", method: "DELETE", status: 204, wantCleared: []string{"/items"}},
+		{name: "put 303 location", method: "PUT", status: 303, location: "/items/7", wantCleared: []string{"/items", "/items/7"}},
+		{name: "post absolute location same host", method: "POST", status: 201, location: "http://example.com/items/7", wantCleared: []string{"/items", "/items/7"}},
+		{name: "post location other host", method: "POST", status: 201, location: "http://other.example/items/7", wantCleared: []string{"/items"}},
+		{name: "post 500", method: "POST", status: 500},
+		{name: "options", method: "OPTIONS", status: 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var gets atomic.Int64
+			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.Method == "GET" {
+					gets.Add(1)
+					w.Header().Set("Cache-Control", "max-age=60")
+					fmt.Fprint(w, r.URL.Path)
+					return
+				}
+				if tt.location != "" {
+					w.Header().Set("Location", tt.location)
+				}
+				w.WriteHeader(tt.status)
+			})
+			c := newTestCache(t, newMapStore())
+			ch := c.Handler(h)
+			paths := []string{"/items", "/items/7", "/other"}
+			for _, p := range paths {
+				do(c, ch, "GET", "http://example.com"+p)
+			}
+			w := do(c, ch, tt.method, "http://example.com/items")
+			if w.Code != tt.status || w.Header().Get("Cache-Status") != "failsoft; fwd=method" {
+				t.Errorf("%s: %d %q", tt.method, w.Code, w.Header().Get("Cache-Status"))
+			}
+			before := gets.Load()
+			for _, p := range paths {
+				do(c, ch, "GET", "http://example.com"+p)
+			}
+			if got, want := gets.Load()-before, int64(len(tt.wantCleared)); got != want {
+				t.Errorf("%d entries refetched, want %d (%v)", got, want, tt.wantCleared)
+			}
+			if got := c.Stats().Invalidated; got != uint64(len(tt.wantCleared)) {
+				t.Errorf("Invalidated %d, want %d", got, len(tt.wantCleared))
+			}
+		})
+	}
+}

@@ -11,8 +11,34 @@ import (
 
 // Option configures a [Cache] built by [New]. Each option's doc states its
 // default; New validates the result once and returns an error for a bad
-// value.
-type Option func(*options)
+// value, and for a nil Option. Only this package's With functions make
+// Options (its method is unexported), so an option of another constructor
+// does not compile here.
+type Option interface {
+	applyCache(*options)
+}
+
+// cacheOption is an [Option] that is a function of the settings.
+type cacheOption func(*options)
+
+func (f cacheOption) applyCache(o *options) { f(o) }
+
+// LoggerOption is what [WithLogger] returns: it is both an [Option] of
+// [New] and a [RecoverOption] of [Recover] and [Chain], so that one name
+// sets the logger everywhere. Its zero value sets the default logger.
+type LoggerOption struct {
+	logger *slog.Logger
+}
+
+func (o LoggerOption) applyCache(c *options) { c.logger = o.logger }
+
+func (o LoggerOption) applyRecover(c *recoverConfig) { c.logger = o.logger }
+
+// The logger option fits both constructors.
+var (
+	_ Option        = LoggerOption{}
+	_ RecoverOption = LoggerOption{}
+)
 
 // options are a Cache's settings after the defaults were applied.
 type options struct {
@@ -91,7 +117,7 @@ func buildOptions(opts []Option) (options, error) {
 		if opt == nil {
 			return o, errors.New("middleware: nil Option")
 		}
-		opt(&o)
+		opt.applyCache(&o)
 	}
 	if o.logger == nil {
 		o.logger = slog.Default()
@@ -178,40 +204,46 @@ func isSeparator(c byte) bool {
 // WithKeyFunc sets how the key material of a request is computed; a
 // function that returns "" makes the cache bypass that request. The
 // material is hashed before it reaches the store. Default: [DefaultKey].
-func WithKeyFunc(f KeyFunc) Option { return func(o *options) { o.key, o.customKey = f, true } }
+func WithKeyFunc(f KeyFunc) Option {
+	return cacheOption(func(o *options) { o.key, o.customKey = f, true })
+}
 
 // WithName sets the cache's name in the Cache-Status header (RFC 9211); it
 // must be a structured-field token. Default: "failsoft" ([DefaultName]).
-func WithName(name string) Option { return func(o *options) { o.name = name } }
+func WithName(name string) Option { return cacheOption(func(o *options) { o.name = name }) }
 
 // WithDefaultTTL sets the freshness lifetime of a storable response that
 // states none (no s-maxage, max-age or Expires). Default: 0, such responses
 // are not stored: a shared cache that invents freshness serves stale data to
 // handlers that never asked to be cached. Set it to cache handlers that say
 // nothing about caching, such as the documented data endpoint.
-func WithDefaultTTL(d time.Duration) Option { return func(o *options) { o.defaultTTL = d } }
+func WithDefaultTTL(d time.Duration) Option {
+	return cacheOption(func(o *options) { o.defaultTTL = d })
+}
 
 // WithStaleIfError sets the stale-if-error window (RFC 5861) of a response
 // that names none: how long after its freshness ends a stored response may
 // still answer when the handler fails. 0 turns the default window off (a
 // response's own stale-if-error still counts). Default: 24 h
 // ([DefaultStaleIfError]).
-func WithStaleIfError(d time.Duration) Option { return func(o *options) { o.staleIfError = d } }
+func WithStaleIfError(d time.Duration) Option {
+	return cacheOption(func(o *options) { o.staleIfError = d })
+}
 
 // WithMaxBodyBytes sets the largest body stored; a handler that writes more
 // streams through uncached. Default: 1 MiB ([DefaultMaxBodyBytes]).
-func WithMaxBodyBytes(n int) Option { return func(o *options) { o.maxBody = n } }
+func WithMaxBodyBytes(n int) Option { return cacheOption(func(o *options) { o.maxBody = n }) }
 
 // WithMaxKeyBytes sets the longest key material cached; requests with
 // longer material bypass the cache. Default: 8 KiB ([DefaultMaxKeyBytes]).
-func WithMaxKeyBytes(n int) Option { return func(o *options) { o.maxKey = n } }
+func WithMaxKeyBytes(n int) Option { return cacheOption(func(o *options) { o.maxKey = n }) }
 
 // WithStatuses sets the response statuses that may be stored; statuses
 // outside 200..599 are an error. Default: 200, 203, 204, 300, 301, 404, 405,
 // 410, 414 and 501.
 func WithStatuses(statuses ...int) Option {
 	statuses = slices.Clone(statuses)
-	return func(o *options) {
+	return cacheOption(func(o *options) {
 		m := make(map[int]bool, len(statuses))
 		for _, s := range statuses {
 			if s < 200 || s > 599 || s == http.StatusNotModified {
@@ -223,7 +255,7 @@ func WithStatuses(statuses ...int) Option {
 			m[s] = true
 		}
 		o.statuses = m
-	}
+	})
 }
 
 // WithHandlerTimeout sets a deadline for the handler when a stale copy
@@ -231,35 +263,47 @@ func WithStatuses(statuses ...int) Option {
 // answers at once, the handler's context is cancelled and what it writes
 // later is discarded (as with [http.TimeoutHandler]). Without a stale copy
 // the handler runs as long as it takes. 0 turns it off. Default: 0.
-func WithHandlerTimeout(d time.Duration) Option { return func(o *options) { o.handlerTimeout = d } }
+func WithHandlerTimeout(d time.Duration) Option {
+	return cacheOption(func(o *options) { o.handlerTimeout = d })
+}
 
 // WithCoalesceWait bounds how long a request waits for a concurrent request
 // of the same key that is already calling the handler; after that it calls
 // the handler itself. 0 turns coalescing off. Default: 5 s
 // ([DefaultCoalesceWait]).
-func WithCoalesceWait(d time.Duration) Option { return func(o *options) { o.coalesceWait = d } }
+func WithCoalesceWait(d time.Duration) Option {
+	return cacheOption(func(o *options) { o.coalesceWait = d })
+}
 
 // WithMaxRefreshes bounds the background refreshes (stale-while-revalidate)
 // that run at once; when all are busy a stale response is still served, but
 // not refreshed. 0 turns background refreshes off. Default: 16
 // ([DefaultMaxRefreshes]).
-func WithMaxRefreshes(n int) Option { return func(o *options) { o.maxRefreshes = n } }
+func WithMaxRefreshes(n int) Option { return cacheOption(func(o *options) { o.maxRefreshes = n }) }
 
 // WithMaxPendingWrites bounds the background store writes that run at once;
 // a write beyond it is dropped and counted in [Stats].Dropped. Default: 256
 // ([DefaultMaxPendingWrites]).
-func WithMaxPendingWrites(n int) Option { return func(o *options) { o.maxPendingWrites = n } }
+func WithMaxPendingWrites(n int) Option {
+	return cacheOption(func(o *options) { o.maxPendingWrites = n })
+}
 
 // WithRefreshTimeout bounds one background refresh: the handler's context
 // ends after it. Default: 30 s ([DefaultRefreshTimeout]).
-func WithRefreshTimeout(d time.Duration) Option { return func(o *options) { o.refreshTimeout = d } }
+func WithRefreshTimeout(d time.Duration) Option {
+	return cacheOption(func(o *options) { o.refreshTimeout = d })
+}
 
-// WithLogger sets the logger. Per-request events (hit, miss, stale, bypass,
-// coalesced, refresh) are logged at Debug; trouble that could repeat on
-// every request (a corrupt entry, failing writes) is logged at Warn at most
-// once a minute per kind. Default: slog.Default().
-func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+// WithLogger sets the logger of a [Cache] (as an [Option] of [New]) or of
+// [Recover] (as a [RecoverOption] of Recover and [Chain]); the one value
+// serves both. The cache logs per-request events (hit, miss, stale,
+// bypass, coalesced, refresh) at Debug, and trouble that could repeat on
+// every request (a corrupt entry, failing writes) at Warn at most once a
+// minute per kind. Recover logs each recovered panic, with its value and
+// stack, at Error (at most one full line per second, counting the rest).
+// Default: slog.Default() (a nil logger also means the default).
+func WithLogger(l *slog.Logger) LoggerOption { return LoggerOption{logger: l} }
 
 // WithClock sets the time source used for freshness, Age and the log rate
 // limit, for tests. Default: time.Now.
-func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+func WithClock(now func() time.Time) Option { return cacheOption(func(o *options) { o.now = now }) }

@@ -37,9 +37,20 @@ type BreakerState interface {
 	RetryAfter() time.Duration
 }
 
-// RecoverOption configures [Recover]. Options are applied in order; a later
-// option overrides an earlier one, except [WithBreaker], which adds.
-type RecoverOption func(*recoverConfig)
+// RecoverOption configures [Recover] (and [Chain], which passes its options
+// to Recover). Options are applied in order; a later option overrides an
+// earlier one, except [WithBreakers], which adds. Only this package's With
+// functions make RecoverOptions (its method is unexported), so an option of
+// another constructor does not compile here. A nil RecoverOption makes
+// Recover panic with a message that starts with "middleware:".
+type RecoverOption interface {
+	applyRecover(*recoverConfig)
+}
+
+// recoverOption is a [RecoverOption] that is a function of the settings.
+type recoverOption func(*recoverConfig)
+
+func (f recoverOption) applyRecover(c *recoverConfig) { f(c) }
 
 type recoverConfig struct {
 	logger       *slog.Logger
@@ -74,27 +85,20 @@ func (g *logGate) allow(now time.Time) (bool, uint64) {
 	return true, g.suppressed.Swap(0)
 }
 
-// WithRecoverLogger sets the logger that receives each recovered panic, with
-// its value and stack, at level Error. Default: slog.Default() (a nil logger
-// also means the default).
-func WithRecoverLogger(l *slog.Logger) RecoverOption {
-	return func(c *recoverConfig) { c.logger = l }
-}
-
-// WithBreaker adds circuit breakers (typically the *[store.Guard] of each
+// WithBreakers adds circuit breakers (typically the *[store.Guard] of each
 // store the handlers use) for [Recover] to consult: while any of them is
 // open, Retry-After is the longest remaining open time among the open ones,
 // and a 5xx from the handler is answered as 503 (see [WithOutage503]).
 // It may be given several times; each call adds. Default: none. A nil
 // breaker panics.
-func WithBreaker(bs ...BreakerState) RecoverOption {
+func WithBreakers(bs ...BreakerState) RecoverOption {
 	for _, b := range bs {
 		if b == nil {
-			panic("middleware: WithBreaker: nil breaker")
+			panic("middleware: WithBreakers: nil breaker")
 		}
 	}
 	bs = append([]BreakerState(nil), bs...) // never keep the caller's slice
-	return func(c *recoverConfig) { c.breakers = append(c.breakers, bs...) }
+	return recoverOption(func(c *recoverConfig) { c.breakers = append(c.breakers, bs...) })
 }
 
 // WithRetryAfter sets the Retry-After sent when no configured breaker is
@@ -105,7 +109,7 @@ func WithRetryAfter(d time.Duration) RecoverOption {
 	if d <= 0 {
 		panic(fmt.Sprintf("middleware: WithRetryAfter: %v is not positive", d))
 	}
-	return func(c *recoverConfig) { c.retryAfter = d }
+	return recoverOption(func(c *recoverConfig) { c.retryAfter = d })
 }
 
 // WithOutage503 sets whether [Recover] turns a 500, 502, 503 or 504 answered by the handler
@@ -117,7 +121,7 @@ func WithRetryAfter(d time.Duration) RecoverOption {
 // To change the status before it is sent, Recover holds back a 5xx
 // WriteHeader until the handler's first Write or Flush, or its return.
 func WithOutage503(on bool) RecoverOption {
-	return func(c *recoverConfig) { c.outage503 = on }
+	return recoverOption(func(c *recoverConfig) { c.outage503 = on })
 }
 
 // WithPanicDetails sets whether the "details" member of the 503 body after a
@@ -125,15 +129,15 @@ func WithOutage503(on bool) RecoverOption {
 // text. Panic values can hold internal details; turn this on only where the
 // clients are trusted, such as in development. Default: off.
 func WithPanicDetails(on bool) RecoverOption {
-	return func(c *recoverConfig) { c.panicDetails = on }
+	return recoverOption(func(c *recoverConfig) { c.panicDetails = on })
 }
 
 // Recover returns middleware that keeps a panic or a Redis outage below it
 // from reaching the client as a broken connection or a bare 500.
 //
 // A panic in the handlers below it is logged with its stack (see
-// [WithRecoverLogger]) and answered with 503 Service Unavailable, a
-// Retry-After header (see [WithBreaker] and [WithRetryAfter]),
+// [WithLogger]) and answered with 503 Service Unavailable, a
+// Retry-After header (see [WithBreakers] and [WithRetryAfter]),
 // Cache-Control: no-store and the JSON body
 //
 //	{"error":"Service unavailable","details":"..."}
@@ -153,7 +157,8 @@ func WithPanicDetails(on bool) RecoverOption {
 // can record what they see.
 //
 // Recover has alice's shape: alice.New(middleware.Recover()). Invalid options
-// panic when Recover is called. The ResponseWriter it passes down keeps
+// panic when Recover is called, a nil option with the message
+// "middleware: Recover: nil RecoverOption". The ResponseWriter it passes down keeps
 // http.Flusher, http.Hijacker (when the server's writer has it) and Unwrap
 // for [http.ResponseController].
 func Recover(opts ...RecoverOption) func(http.Handler) http.Handler {
@@ -162,7 +167,7 @@ func Recover(opts ...RecoverOption) func(http.Handler) http.Handler {
 		if opt == nil {
 			panic("middleware: Recover: nil RecoverOption")
 		}
-		opt(&c)
+		opt.applyRecover(&c)
 	}
 	if c.logger == nil {
 		c.logger = slog.Default()

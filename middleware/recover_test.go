@@ -119,28 +119,28 @@ func TestRecoverPanicBeforeWriting(t *testing.T) {
 		},
 		{
 			name:      "open breaker sets Retry-After",
-			opts:      []RecoverOption{WithBreaker(openBreaker(2300 * time.Millisecond))},
+			opts:      []RecoverOption{WithBreakers(openBreaker(2300 * time.Millisecond))},
 			handler:   func(w http.ResponseWriter, r *http.Request) { panic(secret) },
 			wantRetry: "3",
 		},
 		{
 			name: "longest open breaker wins, closed ones ignored",
 			opts: []RecoverOption{
-				WithBreaker(openBreaker(2*time.Second), &fakeBreaker{state: store.StateClosed, after: time.Hour}),
-				WithBreaker(openBreaker(7 * time.Second)),
+				WithBreakers(openBreaker(2*time.Second), &fakeBreaker{state: store.StateClosed, after: time.Hour}),
+				WithBreakers(openBreaker(7 * time.Second)),
 			},
 			handler:   func(w http.ResponseWriter, r *http.Request) { panic(secret) },
 			wantRetry: "7",
 		},
 		{
 			name:      "closed breaker leaves the default",
-			opts:      []RecoverOption{WithBreaker(&fakeBreaker{state: store.StateClosed})},
+			opts:      []RecoverOption{WithBreakers(&fakeBreaker{state: store.StateClosed})},
 			handler:   func(w http.ResponseWriter, r *http.Request) { panic(secret) },
 			wantRetry: "5",
 		},
 		{
 			name:      "open breaker with no time left leaves the default",
-			opts:      []RecoverOption{WithBreaker(openBreaker(0))},
+			opts:      []RecoverOption{WithBreakers(openBreaker(0))},
 			handler:   func(w http.ResponseWriter, r *http.Request) { panic(secret) },
 			wantRetry: "5",
 		},
@@ -173,7 +173,7 @@ func TestRecoverPanicBeforeWriting(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			logger, logs := testLogger()
-			opts := append([]RecoverOption{WithRecoverLogger(logger)}, tt.opts...)
+			opts := append([]RecoverOption{WithLogger(logger)}, tt.opts...)
 			rec, panicked := serveRecover(t, tt.handler, opts...)
 			if panicked != nil {
 				t.Fatalf("panic escaped Recover: %v", panicked)
@@ -232,7 +232,7 @@ func TestRecoverKeepsOuterHeaders(t *testing.T) {
 		})
 	}
 	logger, _ := testLogger()
-	h := outer(Recover(WithRecoverLogger(logger))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := outer(Recover(WithLogger(logger))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Handler", "1")
 		panic("boom")
 	})))
@@ -303,7 +303,7 @@ func TestRecoverAlreadyWritten(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			logger, logs := testLogger()
-			rec, panicked := serveRecover(t, tt.handler, WithRecoverLogger(logger))
+			rec, panicked := serveRecover(t, tt.handler, WithLogger(logger))
 			if panicked != http.ErrAbortHandler {
 				t.Fatalf("panicked with %v, want http.ErrAbortHandler", panicked)
 			}
@@ -336,7 +336,7 @@ func TestRecoverErrAbortHandler(t *testing.T) {
 			logger, logs := testLogger()
 			rec, panicked := serveRecover(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				panic(tt.value)
-			}), WithRecoverLogger(logger))
+			}), WithLogger(logger))
 			if panicked != tt.value {
 				t.Fatalf("panicked with %v, want %v re-raised unchanged", panicked, tt.value)
 			}
@@ -347,188 +347,6 @@ func TestRecoverErrAbortHandler(t *testing.T) {
 				t.Errorf("logged an abort:\n%s", logs)
 			}
 		})
-	}
-}
-
-func TestRecoverOutage503(t *testing.T) {
-	tests := []struct {
-		name      string
-		opts      []RecoverOption
-		handler   http.HandlerFunc
-		wantCode  int
-		wantRetry string
-		wantBody  string
-	}{
-		{
-			name: "redis failure seen, 500 becomes 503",
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				recordOutage(r)
-				http.Error(w, "redis down", http.StatusInternalServerError)
-			},
-			wantCode:  http.StatusServiceUnavailable,
-			wantRetry: "5",
-			wantBody:  "redis down\n",
-		},
-		{
-			name: "open breaker, 500 becomes 503 with its time",
-			opts: []RecoverOption{WithBreaker(openBreaker(4 * time.Second))},
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				http.Error(w, "boom", http.StatusInternalServerError)
-			},
-			wantCode:  http.StatusServiceUnavailable,
-			wantRetry: "4",
-			wantBody:  "boom\n",
-		},
-		{
-			name: "failure seen and breaker open: the breaker's time",
-			opts: []RecoverOption{WithBreaker(openBreaker(9 * time.Second))},
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				recordOutage(r)
-				w.WriteHeader(http.StatusBadGateway)
-			},
-			wantCode:  http.StatusServiceUnavailable,
-			wantRetry: "9",
-		},
-		{
-			name: "5xx without a body, committed at return",
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				recordOutage(r)
-				w.WriteHeader(http.StatusInternalServerError)
-			},
-			wantCode:  http.StatusServiceUnavailable,
-			wantRetry: "5",
-		},
-		{
-			name: "5xx then flush",
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				recordOutage(r)
-				w.WriteHeader(http.StatusInternalServerError)
-				w.(http.Flusher).Flush()
-				io.WriteString(w, "x")
-			},
-			wantCode:  http.StatusServiceUnavailable,
-			wantRetry: "5",
-			wantBody:  "x",
-		},
-		{
-			name: "failure recorded after the 5xx, before the body",
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				w.WriteHeader(http.StatusInternalServerError)
-				recordOutage(r)
-				io.WriteString(w, "late failure")
-			},
-			wantCode:  http.StatusServiceUnavailable,
-			wantRetry: "5",
-			wantBody:  "late failure",
-		},
-		{
-			name: "handler's Retry-After is kept",
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				recordOutage(r)
-				w.Header().Set("Retry-After", "30")
-				w.WriteHeader(http.StatusInternalServerError)
-			},
-			wantCode:  http.StatusServiceUnavailable,
-			wantRetry: "30",
-		},
-		{
-			name: "no failure seen: 500 kept",
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				http.Error(w, "bug", http.StatusInternalServerError)
-			},
-			wantCode: http.StatusInternalServerError,
-			wantBody: "bug\n",
-		},
-		{
-			name: "half-open breaker: 500 kept",
-			opts: []RecoverOption{WithBreaker(&fakeBreaker{state: store.StateHalfOpen})},
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				w.WriteHeader(http.StatusInternalServerError)
-			},
-			wantCode: http.StatusInternalServerError,
-		},
-		{
-			name: "command error is not an outage: 500 kept",
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				store.RecordFailure(r.Context(), store.ErrInvalidKey)
-				w.WriteHeader(http.StatusInternalServerError)
-			},
-			wantCode: http.StatusInternalServerError,
-		},
-		{
-			name: "4xx with failure seen is kept",
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				recordOutage(r)
-				http.Error(w, "no such key", http.StatusNotFound)
-			},
-			wantCode: http.StatusNotFound,
-			wantBody: "no such key\n",
-		},
-		{
-			name: "2xx with failure seen is kept",
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				recordOutage(r)
-				io.WriteString(w, `{"source":"primary"}`)
-			},
-			wantCode: http.StatusOK,
-			wantBody: `{"source":"primary"}`,
-		},
-		{
-			name: "option off: 500 kept",
-			opts: []RecoverOption{WithOutage503(false), WithBreaker(openBreaker(time.Second))},
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				recordOutage(r)
-				http.Error(w, "redis down", http.StatusInternalServerError)
-			},
-			wantCode: http.StatusInternalServerError,
-			wantBody: "redis down\n",
-		},
-		{
-			name: "first final status wins",
-			handler: func(w http.ResponseWriter, r *http.Request) {
-				recordOutage(r)
-				w.WriteHeader(http.StatusInternalServerError)
-				w.WriteHeader(http.StatusOK)
-			},
-			wantCode:  http.StatusServiceUnavailable,
-			wantRetry: "5",
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			rec, panicked := serveRecover(t, tt.handler, tt.opts...)
-			if panicked != nil {
-				t.Fatalf("panic escaped Recover: %v", panicked)
-			}
-			if rec.Code != tt.wantCode {
-				t.Errorf("status = %d, want %d", rec.Code, tt.wantCode)
-			}
-			if got := rec.Header().Get("Retry-After"); got != tt.wantRetry {
-				t.Errorf("Retry-After = %q, want %q", got, tt.wantRetry)
-			}
-			if got := rec.Body.String(); got != tt.wantBody {
-				t.Errorf("body = %q, want the handler's %q", got, tt.wantBody)
-			}
-		})
-	}
-}
-
-func TestRecoverSharesAnOuterTracker(t *testing.T) {
-	var seen bool
-	inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		recordOutage(r)
-		w.WriteHeader(http.StatusNoContent)
-	})
-	outer := func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			r = r.WithContext(store.TrackFailures(r.Context()))
-			next.ServeHTTP(w, r)
-			_, seen = store.FailureSeen(r.Context())
-		})
-	}
-	outer(Recover()(inner)).ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil))
-	if !seen {
-		t.Error("a failure recorded below Recover is not seen by an outer tracker")
 	}
 }
 
@@ -610,7 +428,7 @@ func TestRecoverWriterInterfaces(t *testing.T) {
 // onto a 200.
 func TestRecoverAbortsOverTheWire(t *testing.T) {
 	logger, logs := testLogger()
-	srv := httptest.NewUnstartedServer(Recover(WithRecoverLogger(logger))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewUnstartedServer(Recover(WithLogger(logger))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Length", "100")
 		io.WriteString(w, "partial")
 		w.(http.Flusher).Flush()
@@ -642,7 +460,7 @@ func TestRecoverPanicsOnProgrammerErrors(t *testing.T) {
 	}{
 		{"nil option", func() { Recover(nil) }},
 		{"nil handler", func() { Recover()(nil) }},
-		{"nil breaker", func() { WithBreaker(nil) }},
+		{"nil breaker", func() { WithBreakers(nil) }},
 		{"zero retry after", func() { WithRetryAfter(0) }},
 		{"negative retry after", func() { WithRetryAfter(-time.Second) }},
 	}
@@ -662,9 +480,9 @@ func TestRecoverPanicsOnProgrammerErrors(t *testing.T) {
 	}
 }
 
-func TestWithBreakerCopiesItsArguments(t *testing.T) {
+func TestWithBreakersCopiesItsArguments(t *testing.T) {
 	bs := []BreakerState{openBreaker(3 * time.Second)}
-	opt := WithBreaker(bs...)
+	opt := WithBreakers(bs...)
 	bs[0] = &fakeBreaker{state: store.StateClosed}
 	rec, _ := serveRecover(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusInternalServerError)
@@ -687,7 +505,7 @@ func BenchmarkRecover(b *testing.B) {
 
 // ExampleRecover shows what a client sees when a handler panics.
 func ExampleRecover() {
-	h := Recover(WithRecoverLogger(slog.New(slog.DiscardHandler)))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := Recover(WithLogger(slog.New(slog.DiscardHandler)))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		panic("nil map in the data handler")
 	}))
 	rec := httptest.NewRecorder()
@@ -699,25 +517,10 @@ func ExampleRecover() {
 	// {"error":"Service unavailable","details":"The service cannot answer this request right now; retry later."}
 }
 
-func TestRecoverLeavesDefinitiveStatuses(t *testing.T) {
-	for _, code := range []int{http.StatusNotImplemented, http.StatusHTTPVersionNotSupported} {
-		t.Run(http.StatusText(code), func(t *testing.T) {
-			h := Recover(WithBreaker(openBreaker(time.Second)))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				w.WriteHeader(code)
-			}))
-			w := httptest.NewRecorder()
-			h.ServeHTTP(w, httptest.NewRequest("GET", "/", nil))
-			if w.Code != code {
-				t.Errorf("status = %d, want the handler's %d", w.Code, code)
-			}
-		})
-	}
-}
-
 func TestRecoverPanicLogIsRateLimited(t *testing.T) {
 	var buf bytes.Buffer
 	logger := slog.New(slog.NewTextHandler(&buf, nil))
-	h := Recover(WithRecoverLogger(logger))(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+	h := Recover(WithLogger(logger))(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
 		panic("boom")
 	}))
 	const n = 50

@@ -1,5 +1,7 @@
 package middleware
 
+import "sync/atomic"
+
 // Stats are a [Cache]'s lifetime counters, read with Cache.Stats. All
 // counters only grow.
 type Stats struct {
@@ -14,4 +16,28 @@ type Stats struct {
 	Coalesced   uint64 // requests that waited for another request's handler call and used its response
 	Refreshes   uint64 // background refreshes started
 	Invalidated uint64 // entries purged by unsafe requests or Purge
+}
+
+// counters are the atomic form of [Stats], shared by the parts of a Cache
+// that count.
+type counters struct {
+	hits, misses, staleServed, revalidated, bypasses, stored, storeErrors,
+	dropped, coalesced, refreshes, invalidated atomic.Uint64
+}
+
+// snapshot reads every counter.
+func (s *counters) snapshot() Stats {
+	return Stats{
+		Hits:        s.hits.Load(),
+		Misses:      s.misses.Load(),
+		StaleServed: s.staleServed.Load(),
+		Revalidated: s.revalidated.Load(),
+		Bypasses:    s.bypasses.Load(),
+		Stored:      s.stored.Load(),
+		StoreErrors: s.storeErrors.Load(),
+		Dropped:     s.dropped.Load(),
+		Coalesced:   s.coalesced.Load(),
+		Refreshes:   s.refreshes.Load(),
+		Invalidated: s.invalidated.Load(),
+	}
 }

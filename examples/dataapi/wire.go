@@ -123,6 +123,6 @@ func wire(rdb *redis.Client, opt *redis.Options, reg prometheus.Registerer, logg
 	mux.Handle("/readyz", hh.Readyz())
 	mux.Handle("/healthz", hh.Healthz())
 
-	chain := middleware.Chain(cache, middleware.WithBreaker(guard), middleware.WithRecoverLogger(logger))
+	chain := middleware.Chain(cache, middleware.WithBreakers(guard), middleware.WithLogger(logger))
 	return chain, closeAll, nil
 }

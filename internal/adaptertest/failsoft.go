@@ -70,7 +70,7 @@ func newFailsoftChain[E http.Handler](t *testing.T, a Adapter[E], addr string) *
 	t.Cleanup(func() { cache.Close() })
 
 	e := a.New()
-	a.Use(e, middleware.Recover(middleware.WithBreaker(guard), middleware.WithRecoverLogger(quiet)))
+	a.Use(e, middleware.Recover(middleware.WithBreakers(guard), middleware.WithLogger(quiet)))
 	a.Use(e, cache.Handler)
 	a.Handle(e, http.MethodGet, "/api/data/:key", func(c Ctx) {
 		if fc.panics.Load() {

@@ -278,7 +278,7 @@ func soakBuild(t *testing.T, addr string, counts *soakCounts) *soakStack {
 	mux := http.NewServeMux()
 	mux.Handle("GET /api/data/{key}", &soakHandler{rdb: s.rdb})
 	s.srv = httptest.NewServer(middleware.Chain(s.cache,
-		middleware.WithBreaker(s.guard), middleware.WithRecoverLogger(logger)).Then(mux))
+		middleware.WithBreakers(s.guard), middleware.WithLogger(logger)).Then(mux))
 	ok = true
 	return s
 }

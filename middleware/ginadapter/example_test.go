@@ -63,7 +63,7 @@ func Example() {
 func ExampleWrap_recover() {
 	r := gin.New()
 	r.Use(gin.Recovery()) // outermost: failsoft answers first
-	r.Use(ginadapter.Wrap(middleware.Recover(middleware.WithRecoverLogger(discard()))))
+	r.Use(ginadapter.Wrap(middleware.Recover(middleware.WithLogger(discard()))))
 	r.GET("/x", func(*gin.Context) { panic("bug") })
 
 	rec := httptest.NewRecorder()

@@ -176,7 +176,7 @@ func New(rdb *redis.Client, opt *redis.Options, logger *slog.Logger) (*Failsoft,
 // Recover is failsoft's recovery middleware, reading the guard's breaker for
 // Retry-After.
 func (f *Failsoft) Recover() func(http.Handler) http.Handler {
-	return middleware.Recover(middleware.WithBreaker(f.Guard), middleware.WithRecoverLogger(f.logger))
+	return middleware.Recover(middleware.WithBreakers(f.Guard), middleware.WithLogger(f.logger))
 }
 
 // Close releases everything New built, in reverse order.

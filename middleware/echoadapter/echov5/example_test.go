@@ -65,7 +65,7 @@ func Example() {
 // Retry-After.
 func ExampleWrap_errors() {
 	e := echo.New()
-	e.Use(echov5.Wrap(middleware.Recover(middleware.WithRecoverLogger(slog.New(slog.DiscardHandler)))))
+	e.Use(echov5.Wrap(middleware.Recover(middleware.WithLogger(slog.New(slog.DiscardHandler)))))
 	e.GET("/error", func(*echo.Context) error { return errors.New("redis: connection refused") })
 	e.GET("/panic", func(*echo.Context) error { panic("bug") })
 

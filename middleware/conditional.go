@@ -1,0 +1,157 @@
+// Conditional requests: validators, 304 answers from stored entries, and
+// revalidation of stale entries with the handler.
+
+package middleware
+
+import (
+	"net/http"
+	"strings"
+	"time"
+)
+
+// conditionalHeaders are the request fields that make a request
+// conditional.
+var conditionalHeaders = [...]string{"If-None-Match", "If-Modified-Since", "If-Match", "If-Unmodified-Since", "If-Range"}
+
+func hasConditional(h http.Header) bool {
+	for _, k := range conditionalHeaders {
+		if _, ok := h[k]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// hasValidator reports whether e has an ETag or a Last-Modified.
+func hasValidator(e *entry) bool {
+	_, etag := e.Header["Etag"]
+	_, lm := e.Header["Last-Modified"]
+	return etag || lm
+}
+
+// addValidators makes h a conditional request for e: If-None-Match with its
+// ETag, else If-Modified-Since with its Last-Modified. It reports whether e
+// had a validator.
+func addValidators(h http.Header, e *entry) bool {
+	if e == nil {
+		return false
+	}
+	if v := e.Header.Get("Etag"); v != "" {
+		h["If-None-Match"] = []string{v}
+		return true
+	}
+	if v := e.Header.Get("Last-Modified"); v != "" {
+		h["If-Modified-Since"] = []string{v}
+		return true
+	}
+	return false
+}
+
+// revalidated merges a 304's header fields into old (RFC 9111 §3.2, §4.3.4)
+// and recomputes its lifetimes. ok is false when the merged response may no
+// longer be stored; e then still holds it, to answer this request alone.
+func (c *Cache) revalidated(r *http.Request, old *entry, h304 http.Header, now time.Time) (e *entry, names []string, ok bool) {
+	h := old.Header.Clone()
+	for k, v := range h304 {
+		if k == "Content-Length" || hopByHop(k) {
+			continue
+		}
+		h[k] = v
+	}
+	if _, ok := h304["Date"]; !ok {
+		h["Date"] = []string{now.UTC().Format(http.TimeFormat)}
+	}
+	e, names, _ = c.newEntry(r, old.Status, h, old.Body, now)
+	if e == nil {
+		return &entry{Kind: kindResponse, Status: old.Status, Header: h, Body: old.Body,
+			StoredAt: now, FreshUntil: now, SWRUntil: now, StaleUntil: now}, nil, false
+	}
+	return e, names, true
+}
+
+// notModifiedHeaders are the stored fields a 304 repeats (RFC 9110
+// §15.4.5).
+var notModifiedHeaders = [...]string{"Cache-Control", "Content-Location", "Date", "Etag", "Expires", "Last-Modified", "Vary"}
+
+// notModified evaluates the request's If-None-Match (weak comparison), or
+// without it If-Modified-Since, against a stored response (RFC 9110 §13.2.2).
+func notModified(req, stored http.Header) bool {
+	// The names are canonical: indexing is Get without canonicalising.
+	if inm, ok := req["If-None-Match"]; ok {
+		etag := first(stored["Etag"])
+		return etag != "" && etagMatchWeak(inm, etag)
+	}
+	ims := first(req["If-Modified-Since"])
+	if ims == "" {
+		return false
+	}
+	lm := first(stored["Last-Modified"])
+	if lm == "" {
+		return false
+	}
+	since, err := http.ParseTime(ims)
+	if err != nil {
+		return false
+	}
+	modified, err := http.ParseTime(lm)
+	if err != nil {
+		return false
+	}
+	return !modified.After(since)
+}
+
+// first returns a field's first value, as [http.Header.Get] does; "" when
+// there is none.
+func first(vs []string) string {
+	if len(vs) == 0 {
+		return ""
+	}
+	return vs[0]
+}
+
+// etagMatchWeak reports whether any entity-tag in the If-None-Match field
+// values list matches etag by weak comparison, or the list is "*".
+func etagMatchWeak(list []string, etag string) bool {
+	want := strings.TrimPrefix(etag, "W/")
+	for _, v := range list {
+		for {
+			v = strings.TrimLeft(v, " \t,")
+			if v == "" {
+				break
+			}
+			if v[0] == '*' {
+				return true
+			}
+			tag, rest, ok := scanETag(v)
+			if !ok {
+				break
+			}
+			if strings.TrimPrefix(tag, "W/") == want {
+				return true
+			}
+			v = rest
+		}
+	}
+	return false
+}
+
+// scanETag reads one entity-tag (RFC 9110 §8.8.3) at the start of s.
+func scanETag(s string) (tag, rest string, ok bool) {
+	start := 0
+	if strings.HasPrefix(s, "W/") {
+		start = 2
+	}
+	if len(s)-start < 2 || s[start] != '"' {
+		return "", "", false
+	}
+	for i := start + 1; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"':
+			return s[:i+1], s[i+1:], true
+		case c == 0x21 || c >= 0x23 && c != 0x7f:
+		default:
+			return "", "", false
+		}
+	}
+	return "", "", false
+}

@@ -1,0 +1,304 @@
+// The forward path: a request without a usable fresh entry calls the
+// handler through a capture, and its answer becomes the entry to store.
+
+package middleware
+
+import (
+	"context"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/failsoft/failsoft/store"
+)
+
+// forward calls the handler through a capture and answers with its
+// response, a stale copy when it failed, or the refreshed entry when it
+// confirmed one with 304. It returns what coalesced followers may share.
+func (c *Cache) forward(w http.ResponseWriter, r *http.Request, next http.Handler, lkp *lookup) *outcome {
+	lk := new(lookup) // a copy, so that the caller's stays on its stack
+	*lk = *lkp
+	lk.epoch = c.w.epoch(lk.primary)
+	c.st.misses.Add(1)
+	if c.log.debugOn(r.Context()) {
+		c.log.DebugContext(r.Context(), "failsoft: cache miss", "path", r.URL.Path, "fwd", lk.fwd)
+	}
+	req := r.WithContext(store.TrackFailures(r.Context()))
+	revalidate := false
+	if lk.e != nil && !hasConditional(r.Header) {
+		req.Header = r.Header.Clone()
+		revalidate = addValidators(req.Header, lk.e)
+		if !revalidate {
+			req.Header = r.Header
+		}
+	}
+	start := c.now()
+	staleOK := lk.e != nil && start.Before(lk.e.StaleUntil)
+	cw := newCapture(w, c.o.maxBody)
+	cw.onCommit = func(h http.Header) {
+		h["Cache-Status"] = []string{c.cs.fwd(lk, cw.status, false, false, "streamed")}
+	}
+	hr := c.run(cw, req, next, staleOK)
+	res := hr.res
+	now := c.now()
+	failed := hr.panicked || hr.timedOut || (!res.streamed && isError(res.status))
+	if failed && staleOK && !res.streamed {
+		detail := "stale-if-error"
+		switch {
+		case hr.panicked:
+			detail = "stale-if-panic"
+		case hr.timedOut:
+			detail = "stale-if-timeout"
+		}
+		if _, seen := store.FailureSeen(req.Context()); seen {
+			detail += "-redis"
+		}
+		status := res.status
+		if hr.panicked || hr.timedOut {
+			status = 0
+		}
+		c.st.staleServed.Add(1)
+		c.serveEntry(w, r, lk.e, now, c.cs.stale(lk, status, lk.e, now, detail, false))
+		if c.log.debugOn(r.Context()) {
+			c.log.DebugContext(r.Context(), "failsoft: stale served for a failed handler", "path", r.URL.Path, "detail", detail)
+		}
+		return outcomeFailed
+	}
+	if hr.panicked {
+		panic(hr.pv) // no stale copy: the recovery middleware above answers
+	}
+	if res.streamed {
+		return nil
+	}
+	if revalidate && res.status == http.StatusNotModified {
+		e, names, ok := c.revalidated(req, lk.e, res.header, now)
+		c.st.revalidated.Add(1)
+		if !ok {
+			c.serveEntry(w, r, e, now, c.cs.fwd(lk, http.StatusNotModified, false, false, ""))
+			return nil
+		}
+		key, marker, out := c.keys(r, lk, e, names)
+		c.serveEntry(w, r, e, now, c.cs.fwd(lk, http.StatusNotModified, true, false, ""))
+		c.w.writeAsync(r.Context(), key, e, lk.primary, marker, lk.epoch)
+		return out
+	}
+	c.complete(res.header, r, res, now)
+	var e *entry
+	var names []string
+	var reason string
+	if !failed {
+		e, names, reason = c.newEntry(r, res.status, res.header, res.body, now)
+	}
+	dst := w.Header()
+	for k, v := range res.header {
+		dst[k] = v
+	}
+	dst["Cache-Status"] = []string{c.cs.fwd(lk, res.status, e != nil, false, "")}
+	w.WriteHeader(res.status)
+	if len(res.body) > 0 {
+		_, _ = w.Write(res.body)
+	}
+	if failed {
+		return outcomeFailed
+	}
+	if e == nil {
+		if own := ownReason(reason); own != "" {
+			return &outcome{own: own}
+		}
+		return nil
+	}
+	key, marker, out := c.keys(r, lk, e, names)
+	c.w.writeAsync(r.Context(), key, e, lk.primary, marker, lk.epoch)
+	return out
+}
+
+// handlerRun is how one handler call through a capture ended.
+type handlerRun struct {
+	res      captured // what the capture holds
+	pv       any      // the panic value, when panicked
+	panicked bool     // the handler panicked, and the panic was recovered
+	timedOut bool     // WithHandlerTimeout passed first: the capture was abandoned
+}
+
+// run calls the handler, on this goroutine, or on its own one under a
+// deadline when WithHandlerTimeout is set and a stale copy could answer.
+// A panic is recovered only when a stale copy could answer
+// (http.ErrAbortHandler is always re-panicked).
+func (c *Cache) run(cw *capture, req *http.Request, next http.Handler, staleOK bool) handlerRun {
+	if c.o.handlerTimeout > 0 && staleOK && c.bg.start() {
+		return c.runTimed(cw, req, next)
+	}
+	var hr handlerRun
+	if staleOK {
+		hr.pv, hr.panicked = runRecovered(cw, req, next)
+		if hr.panicked && hr.pv == http.ErrAbortHandler {
+			panic(hr.pv)
+		}
+	} else {
+		next.ServeHTTP(cw, req)
+	}
+	hr.res = cw.finish(false)
+	return hr
+}
+
+// runTimed runs the handler on a goroutine of its own (registered with c.bg
+// by the caller), as http.TimeoutHandler does: when the deadline passes
+// first and nothing was sent yet, the capture is abandoned (the handler's
+// later writes go nowhere) and its context cancelled.
+func (c *Cache) runTimed(cw *capture, req *http.Request, next http.Handler) handlerRun {
+	ctx, cancel := context.WithCancel(req.Context())
+	defer cancel()
+	req = req.WithContext(ctx)
+	ch := make(chan handlerRun, 1)
+	go func() {
+		defer c.bg.done()
+		var hr handlerRun
+		hr.pv, hr.panicked = runRecovered(cw, req, next)
+		ch <- hr
+	}()
+	t := time.NewTimer(c.o.handlerTimeout)
+	defer t.Stop()
+	select {
+	case hr := <-ch:
+		if hr.panicked && hr.pv == http.ErrAbortHandler {
+			panic(hr.pv)
+		}
+		hr.res = cw.finish(false)
+		return hr
+	case <-t.C:
+	}
+	res := cw.finish(true)
+	if !res.streamed {
+		return handlerRun{res: res, timedOut: true}
+	}
+	// The response already streams: it cannot be replaced; wait for it.
+	if hr := <-ch; hr.panicked {
+		panic(hr.pv)
+	}
+	return handlerRun{res: res}
+}
+
+// runRecovered calls next, recovering a panic, which it returns.
+func runRecovered(w http.ResponseWriter, r *http.Request, next http.Handler) (pv any, panicked bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			pv, panicked = v, true
+		}
+	}()
+	next.ServeHTTP(w, r)
+	return nil, false
+}
+
+// complete adds to a buffered response the fields net/http would add when
+// sending it, so that the stored copy says the same as the live one: Date
+// and, for a GET, Content-Length and a sniffed Content-Type.
+func (c *Cache) complete(h http.Header, r *http.Request, res captured, now time.Time) {
+	if _, ok := h["Date"]; !ok {
+		h["Date"] = []string{now.UTC().Format(http.TimeFormat)}
+	}
+	if r.Method != http.MethodGet || !bodyAllowed(res.status) {
+		return
+	}
+	if _, ok := h["Transfer-Encoding"]; ok {
+		return
+	}
+	if _, ok := h["Content-Length"]; !ok {
+		h["Content-Length"] = []string{strconv.Itoa(len(res.body))}
+	}
+	if _, ok := h["Content-Type"]; !ok && len(res.body) > 0 {
+		h["Content-Type"] = []string{http.DetectContentType(res.body)}
+	}
+}
+
+// newEntry builds the entry to store for a response, or returns nil and the
+// reason it may not be stored.
+func (c *Cache) newEntry(r *http.Request, status int, h http.Header, body []byte, now time.Time) (e *entry, names []string, reason string) {
+	cc := parseCacheControl(h)
+	ok, reason := storable(r, status, h, cc, c.pol)
+	if !ok {
+		return nil, nil, reason
+	}
+	if !lengthMatches(status, h, body) {
+		return nil, nil, "content-length"
+	}
+	names, star := parseVary(h)
+	if star {
+		return nil, nil, "vary-star"
+	}
+	fresh, swr, sie := lifetimes(h, cc, now, c.pol)
+	e = &entry{Kind: kindResponse, Status: status, Header: storedHeader(h, cc), Body: body}
+	e.setLifetimes(now, fresh, swr, sie)
+	if c.w.ttl(e, now) <= 0 {
+		return nil, nil, "lifetime"
+	}
+	return e, names, ""
+}
+
+// keys returns the store key of e (the variant key when it varies), the Vary
+// marker to write under the primary key, and what followers may share. A
+// marker keeps its nonce while the response varies on the same headers.
+func (c *Cache) keys(r *http.Request, lk *lookup, e *entry, names []string) (key string, marker *entry, out *outcome) {
+	out = &outcome{e: e}
+	if len(names) == 0 {
+		return lk.primary, nil, out
+	}
+	var nonce uint64
+	if lk.marker != nil && slices.Equal(lk.marker.VaryHeaders, names) {
+		nonce = lk.marker.Nonce
+	} else {
+		nonce = rand.Uint64()
+	}
+	until := e.StoredAt.Add(c.w.ttl(e, e.StoredAt)) // the marker lives as long as the entry
+	marker = &entry{Kind: kindVary, VaryHeaders: names, Nonce: nonce,
+		StoredAt: e.StoredAt, FreshUntil: until, SWRUntil: until, StaleUntil: until}
+	key = variantKey(lk.material, nonce, names, r)
+	out.varyKey, out.nonce, out.names = key, nonce, names
+	return key, marker, out
+}
+
+// storedHeader returns h without the fields a cache must not store: the
+// fields named by a qualified private or no-cache, and hop-by-hop fields.
+// It returns h itself when there is nothing to remove.
+func storedHeader(h http.Header, cc cacheControl) http.Header {
+	drop := len(cc.PrivateFields) > 0 || len(cc.NoCacheFields) > 0
+	for _, k := range hopByHopFields {
+		if _, ok := h[k]; ok {
+			drop = true
+		}
+	}
+	if !drop {
+		return h
+	}
+	out := h.Clone()
+	for _, k := range cc.PrivateFields {
+		delete(out, http.CanonicalHeaderKey(k))
+	}
+	for _, k := range cc.NoCacheFields {
+		delete(out, http.CanonicalHeaderKey(k))
+	}
+	for _, v := range h["Connection"] {
+		for _, k := range strings.Split(v, ",") {
+			delete(out, http.CanonicalHeaderKey(strings.TrimSpace(k)))
+		}
+	}
+	for _, k := range hopByHopFields {
+		delete(out, k)
+	}
+	return out
+}
+
+// hopByHopFields are the connection-specific fields (RFC 9110 §7.6.1) that
+// a cache does not store.
+var hopByHopFields = [...]string{"Connection", "Keep-Alive", "Proxy-Connection", "Te", "Transfer-Encoding", "Upgrade"}
+
+func hopByHop(k string) bool { return slices.Contains(hopByHopFields[:], k) }
+
+// isError reports whether a handler's status is a failure that a stale copy
+// may answer for: a 5xx other than 501 (Not Implemented is an answer, and
+// a heuristically cacheable one; RFC 5861 names 500, 502, 503 and 504).
+func isError(status int) bool {
+	return status >= 500 && status <= 599 && status != http.StatusNotImplemented
+}

@@ -1,0 +1,101 @@
+// Invalidation: unsafe requests (RFC 9111 §4.4) and Purge.
+
+package middleware
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// serveOther passes a request of another method through; a successful
+// unsafe one invalidates what is stored for its URL and for its Location
+// and Content-Location on the same host (RFC 9111 §4.4).
+func (c *Cache) serveOther(w http.ResponseWriter, r *http.Request, next http.Handler) {
+	c.st.bypasses.Add(1)
+	w.Header()["Cache-Status"] = []string{c.cs.method}
+	switch r.Method {
+	case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
+	default: // OPTIONS, TRACE, CONNECT and unknown safe methods
+		next.ServeHTTP(w, r)
+		return
+	}
+	cw := newPassthrough(w)
+	next.ServeHTTP(cw, r)
+	status := cw.finish(false).status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	if status < 200 || status >= 400 {
+		return
+	}
+	c.invalidate(r, w.Header())
+}
+
+// invalidate deletes the entries of r's URL and of the same-host URLs that
+// the response's Location and Content-Location name. The deletes run before
+// the response completes, so that the client's next read sees them.
+func (c *Cache) invalidate(r *http.Request, h http.Header) {
+	ctx := context.WithoutCancel(r.Context())
+	targets := []*url.URL{r.URL}
+	for _, name := range [...]string{"Location", "Content-Location"} {
+		v := h.Get(name)
+		if v == "" {
+			continue
+		}
+		u, err := r.URL.Parse(v)
+		if err != nil || (u.Host != "" && !strings.EqualFold(u.Host, r.Host)) {
+			continue
+		}
+		targets = append(targets, &url.URL{Path: u.Path, RawPath: u.RawPath, RawQuery: u.RawQuery})
+	}
+	done := make(map[string]bool, len(targets))
+	for _, u := range targets {
+		req := r.WithContext(ctx)
+		req.Method, req.URL = http.MethodGet, u
+		material := c.o.key(req)
+		if material == "" || len(material) > c.o.maxKey {
+			continue
+		}
+		key := hashKey(material)
+		if done[key] {
+			continue
+		}
+		done[key] = true
+		if err := c.w.invalidate(ctx, key); err != nil && c.log.debugOn(r.Context()) {
+			c.log.DebugContext(r.Context(), "failsoft: invalidation failed", "path", u.Path, "err", err)
+		}
+	}
+}
+
+// Purge removes the entry of one URL, and with it every variant of the URL,
+// from every tier of the store: it deletes the entry (or the Vary marker,
+// whose nonce every variant key contains) under the key that a GET of
+// rawURL has. rawURL must be absolute ("https://example.com/a?b=1"); the
+// https scheme purges what requests that came over TLS stored. A key
+// function that reads request headers sees none. A purge reaches other
+// replicas' in-process tiers when their coherence window ends.
+func (c *Cache) Purge(ctx context.Context, rawURL string) error {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return fmt.Errorf("middleware: purge %q: not an absolute http(s) URL", rawURL)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+	if err != nil {
+		return fmt.Errorf("middleware: purge %q: %w", rawURL, err)
+	}
+	if u.Scheme == "https" {
+		req.TLS = &tls.ConnectionState{}
+	}
+	material := c.o.key(req)
+	if material == "" || len(material) > c.o.maxKey {
+		return fmt.Errorf("middleware: purge %q: the key function gives no key", rawURL)
+	}
+	if err := c.w.invalidate(ctx, hashKey(material)); err != nil {
+		return fmt.Errorf("middleware: purge %q: %w", rawURL, err)
+	}
+	return nil
+}

@@ -1,0 +1,299 @@
+// The storage and freshness rules of RFC 9111 and RFC 5861 for a shared
+// cache: whether a response may be stored, and for how long it is fresh and
+// may be served stale.
+
+package middleware
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+)
+
+// policy holds the middleware settings the rules below need.
+type policy struct {
+	DefaultTTL   time.Duration    // freshness for responses that state none; 0: not stored
+	StaleIfError time.Duration    // stale-if-error window when the response names none (default 24 h)
+	Statuses     map[int]bool     // statuses stored (default [defaultStatuses]); nil: those [heuristicallyCacheable] accepts
+	Shared       bool             // a shared cache: honour s-maxage, proxy-revalidate and private (always true here)
+	Now          func() time.Time // the clock storable reads (Expires without Date, Age); nil: time.Now
+	// Unkeyed lists request headers that can change a response without
+	// being part of the key; an answer to a request carrying one is stored
+	// only when the response's Vary names it. nil: [DefaultUnkeyedHeaders].
+	Unkeyed []string
+}
+
+// DefaultUnkeyedHeaders returns the request headers that frameworks and
+// proxies use to override the host, URL or method a handler sees. A request
+// carrying one could make a handler generate a response for another host or
+// URL under this request's key (web cache poisoning), so the cache does not
+// store the answer to such a request unless the response's Vary names the
+// header. X-Forwarded-For and X-Forwarded-Proto are not listed: proxies set
+// them on every request. Behind a proxy that sets X-Forwarded-Host on every
+// request, strip it there, or make it part of the key (a [KeyFunc] or Vary).
+func DefaultUnkeyedHeaders() []string {
+	return []string{
+		"X-Forwarded-Host", "X-Host", "X-Forwarded-Server", "Forwarded",
+		"X-Original-Url", "X-Rewrite-Url",
+		"X-Http-Method-Override", "X-Http-Method", "X-Method-Override",
+	}
+}
+
+// heuristicallyCacheable reports whether RFC 9110 §15.1 lets a cache assign
+// status a heuristic freshness lifetime. 206 is left out: this cache does not
+// combine partial content. 308 is in, although [defaultStatuses] (the
+// default of policy.Statuses) leaves it out.
+func heuristicallyCacheable(status int) bool {
+	switch status {
+	case 200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501:
+		return true
+	}
+	return false
+}
+
+// storable reports whether the response to req may be stored, and if not a
+// short reason for logs and Cache-Status detail. cc is the response's parsed
+// Cache-Control. The rules, in the order checked (RFC 9111 §3, §3.5, and
+// the rule that nothing private is shared):
+//   - "method": only GET is stored (a HEAD is answered from a GET's entry,
+//     but its response is never stored);
+//   - "request-no-store": the request said no-store;
+//   - "status": the status is not in p.Statuses, is 1xx, 206 or 304 (never
+//     stored whatever p says), or is not heuristically cacheable and the
+//     response gives no explicit lifetime (max-age, s-maxage, Expires) nor
+//     public: p.DefaultTTL is a heuristic, which RFC 9111 §4.2.2 allows only
+//     for those statuses;
+//   - "no-store", "private" (unqualified; only when p.Shared), "set-cookie"
+//     (any Set-Cookie line, even one a qualified no-cache or private names),
+//     "vary-star" (Vary: * or a Vary that cannot be parsed);
+//   - "authorization": the request has Authorization and the response says
+//     neither public nor s-maxage (only when p.Shared;
+//     must-revalidate, which RFC 9111 §3.5 also accepts, is routinely sent
+//     with per-user data, so it does not make an answer shareable here);
+//   - "cookie": the request has Cookie and the response states no lifetime
+//     of its own (max-age, s-maxage, Expires) nor public, so that only the
+//     default TTL would store it: a handler that says nothing about caching
+//     may be personalising by session;
+//   - "unkeyed-header": the request carries one of p.Unkeyed that the
+//     response's Vary does not name;
+//   - "no-lifetime": the response is not fresh when stored (see
+//     [lifetimes]) and cannot be used later either: it is stored stale only
+//     when it states its lifetime explicitly (no-cache, max-age, s-maxage,
+//     Expires) and has a validator (ETag, Last-Modified) or an explicit
+//     stale-while-revalidate or stale-if-error window that applies. A
+//     response that states no lifetime is not stored when p.DefaultTTL is 0.
+//
+// Qualified no-cache and private fields do not prevent storing: the cache
+// strips cc.NoCacheFields and cc.PrivateFields from what it stores.
+func storable(req *http.Request, status int, h http.Header, cc cacheControl, p policy) (ok bool, reason string) {
+	if req.Method != http.MethodGet {
+		return false, "method"
+	}
+	if parseCacheControl(req.Header).NoStore {
+		return false, "request-no-store"
+	}
+	explicit := cc.HasMaxAge || p.Shared && cc.HasSMaxAge || len(fieldLines(h, "Expires")) > 0
+	switch {
+	case status < 200 || status == http.StatusPartialContent || status == http.StatusNotModified:
+		return false, "status"
+	case p.Statuses == nil && !heuristicallyCacheable(status), p.Statuses != nil && !p.Statuses[status]:
+		return false, "status"
+	case !heuristicallyCacheable(status) && !explicit && !cc.Public:
+		return false, "status"
+	case cc.NoStore:
+		return false, "no-store"
+	case p.Shared && cc.Private:
+		return false, "private"
+	case hasField(h, "Set-Cookie"):
+		return false, "set-cookie"
+	}
+	if _, star := parseVary(h); star {
+		return false, "vary-star"
+	}
+	if p.Shared && hasField(req.Header, "Authorization") && !cc.Public && !cc.HasSMaxAge {
+		return false, "authorization"
+	}
+	if hasField(req.Header, "Cookie") && !explicit && !cc.Public {
+		return false, "cookie"
+	}
+	if unkeyedHeader(req.Header, h, p.Unkeyed) {
+		return false, "unkeyed-header"
+	}
+	now := time.Now
+	if p.Now != nil {
+		now = p.Now
+	}
+	fresh, swr, sie := lifetimes(h, cc, now(), p)
+	if fresh > 0 {
+		return true, ""
+	}
+	explicit = explicit || cc.NoCache
+	validator := hasField(h, "ETag") || hasField(h, "Last-Modified")
+	staleWindow := cc.HasStaleWhileRevalidate && swr > 0 || cc.HasStaleIfError && sie > 0
+	if explicit && (validator || staleWindow) {
+		return true, ""
+	}
+	return false, "no-lifetime"
+}
+
+// lifetimes computes an entry's windows, as durations from now, for a
+// response received at now (see [entry.setLifetimes]):
+//
+// The freshness lifetime comes from s-maxage (when p.Shared), then max-age,
+// then Expires minus Date (Date defaulting to now; an Expires that does not
+// parse, such as "0", or more than one Expires line, means already expired),
+// then p.DefaultTTL. fresh is that lifetime minus the response's age when
+// received, the larger of its Age header and now minus its Date (RFC 9111
+// §4.2.3; zero for a response the handler generated now), and never
+// negative. The stale windows count from the end of the lifetime, so an age
+// beyond it shortens them too.
+//
+// swr is stale-while-revalidate (0 when absent). sie is stale-if-error when
+// present; otherwise p.StaleIfError, except for a response with s-maxage
+// in a shared cache, which implies proxy-revalidate (RFC 9111 §5.2.2.10): the
+// origin has to grant such a window itself.
+//
+// must-revalidate (and proxy-revalidate in a shared cache) make both stale
+// windows 0: a stale response must not be served without revalidation, even
+// on errors (RFC 9111 §5.2.2.2: "MUST NOT ignore"). no-cache makes all three
+// 0: the entry must be revalidated before each use, and RFC 9111 §4.2.4
+// forbids generating a stale response against it.
+func lifetimes(h http.Header, cc cacheControl, now time.Time, p policy) (fresh, swr, sie time.Duration) {
+	if cc.NoCache {
+		return 0, 0, 0
+	}
+	var lifetime time.Duration
+	switch {
+	case p.Shared && cc.HasSMaxAge:
+		lifetime = cc.SMaxAge
+	case cc.HasMaxAge:
+		lifetime = cc.MaxAge
+	default:
+		if expires := fieldLines(h, "Expires"); len(expires) > 0 {
+			lifetime = expiresLifetime(expires, h, now)
+		} else {
+			lifetime = min(max(p.DefaultTTL, 0), maxDelta)
+		}
+	}
+	age := responseAge(h, now)
+	fresh = max(lifetime-age, 0)
+	if cc.MustRevalidate || p.Shared && cc.ProxyRevalidate {
+		return fresh, 0, 0
+	}
+	if cc.HasStaleWhileRevalidate {
+		swr = cc.StaleWhileRevalidate
+	}
+	switch {
+	case cc.HasStaleIfError:
+		sie = cc.StaleIfError
+	case !(p.Shared && cc.HasSMaxAge):
+		sie = min(max(p.StaleIfError, 0), maxDelta)
+	}
+	overshoot := max(age-lifetime, 0)
+	return fresh, max(swr-overshoot, 0), max(sie-overshoot, 0)
+}
+
+// expiresLifetime is Expires minus Date (or now), never negative; 0 for more
+// than one Expires line or one that does not parse.
+func expiresLifetime(expires []string, h http.Header, now time.Time) time.Duration {
+	if len(expires) != 1 {
+		return 0
+	}
+	exp, err := http.ParseTime(expires[0])
+	if err != nil {
+		return 0
+	}
+	base := now
+	if date, ok := headerTime(h, "Date"); ok {
+		base = date
+	}
+	return clampDuration(exp.Sub(base))
+}
+
+// responseAge is the age of a response received at now: the larger of its
+// Age header (ignored when not delta-seconds) and now minus its Date.
+func responseAge(h http.Header, now time.Time) time.Duration {
+	var age time.Duration
+	if lines := fieldLines(h, "Age"); len(lines) > 0 {
+		age = deltaSeconds(trimOWS(lines[0]), true)
+	}
+	if date, ok := headerTime(h, "Date"); ok {
+		age = max(age, clampDuration(now.Sub(date)))
+	}
+	return age
+}
+
+// headerTime parses the single line of an HTTP-date field.
+func headerTime(h http.Header, name string) (time.Time, bool) {
+	lines := fieldLines(h, name)
+	if len(lines) != 1 {
+		return time.Time{}, false
+	}
+	t, err := http.ParseTime(lines[0])
+	return t, err == nil
+}
+
+func clampDuration(d time.Duration) time.Duration { return min(max(d, 0), maxDelta) }
+
+// fieldLines returns the field lines of name (canonical) in h. An
+// http.Header built by net/http has canonical keys only, but a handler can
+// set a non-canonical key directly, and net/http sends it as given; such
+// lines count too (they come after the canonical key's, in no set order).
+// It allocates only when a non-canonical key is present.
+func fieldLines(h http.Header, name string) []string {
+	lines := h[name]
+	for k, vs := range h {
+		if len(k) == len(name) && k != name && strings.EqualFold(k, name) {
+			lines = append(lines[:len(lines):len(lines)], vs...)
+		}
+	}
+	return lines
+}
+
+// hasField reports whether h has a line of name (canonical), in any case.
+func hasField(h http.Header, name string) bool { return len(fieldLines(h, name)) > 0 }
+
+// canonicalKeys reports whether every key of h is a token in the form
+// [http.CanonicalHeaderKey] gives it, so that h[name] holds every line of a
+// canonical name and [fieldLines] would find no more.
+func canonicalKeys(h http.Header) bool {
+	for k := range h {
+		if k == "" {
+			return false
+		}
+		upper := true
+		for i := 0; i < len(k); i++ {
+			c := k[i]
+			if !isTchar(c) || upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
+				return false
+			}
+			upper = c == '-'
+		}
+	}
+	return true
+}
+
+// unkeyedHeader reports whether the request header reqH carries one of
+// names (nil: [DefaultUnkeyedHeaders]) that the response's Vary does not
+// name.
+func unkeyedHeader(reqH, respH http.Header, names []string) bool {
+	if names == nil {
+		names = DefaultUnkeyedHeaders()
+	}
+	var vary []string
+	varyParsed := false
+	for _, name := range names {
+		if !hasField(reqH, name) {
+			continue
+		}
+		if !varyParsed {
+			vary, _ = parseVary(respH)
+			varyParsed = true
+		}
+		if !slices.Contains(vary, http.CanonicalHeaderKey(name)) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,239 @@
+// The lookup and serve path: a GET or HEAD finds its entry (following a
+// Vary marker) and is answered from it while it is fresh.
+
+package middleware
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/failsoft/failsoft/store"
+)
+
+// lookup is what the store holds for a request.
+type lookup struct {
+	material string // key material
+	primary  string // hashed primary key
+	key      string // the key the response lives under: primary, or the variant key
+	marker   *entry // the Vary marker under primary, if any
+	epoch    uint64 // primary's invalidation epoch before the handler ran
+	e        *entry // the stored response, if any
+	fwd      string // Cache-Status fwd reason if the request goes forward
+	detail   string // Cache-Status detail of a failed lookup
+}
+
+// serve is the cache's ServeHTTP.
+func (c *Cache) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
+	if c.closed.Load() {
+		next.ServeHTTP(w, r)
+		return
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		c.serveOther(w, r, next)
+		return
+	}
+	var reqCC cacheControl
+	if _, ok := r.Header["Cache-Control"]; ok {
+		reqCC = parseCacheControl(r.Header)
+	}
+	if reqCC.NoStore {
+		c.bypass(w, r, next, c.cs.noStore)
+		return
+	}
+	if !c.o.customKey && defaultKeyOver(r, c.o.maxKey) {
+		c.bypass(w, r, next, c.cs.noKey)
+		return
+	}
+	material := c.o.key(r)
+	if material == "" || len(material) > c.o.maxKey {
+		c.bypass(w, r, next, c.cs.noKey)
+		return
+	}
+	lk := c.lookup(r, material)
+	now := c.now()
+	if e := lk.e; e != nil {
+		strict := reqCC.NoCache || reqCC.HasMaxAge || reqCC.HasMinFresh
+		switch {
+		case !now.Before(e.StaleUntil):
+			// Past every window: no answer, at most a validator to
+			// revalidate with.
+			if hasValidator(e) {
+				lk.fwd = "stale"
+			} else {
+				lk.e, lk.fwd = nil, "miss"
+			}
+		case now.Before(e.FreshUntil) && acceptable(reqCC, e, now):
+			c.st.hits.Add(1)
+			c.serveEntry(w, r, e, now, c.cs.hit(e, now, ""))
+			if c.log.debugOn(r.Context()) {
+				c.log.DebugContext(r.Context(), "failsoft: cache hit", "path", r.URL.Path)
+			}
+			return
+		case now.Before(e.SWRUntil) && !strict:
+			c.st.staleServed.Add(1)
+			c.serveEntry(w, r, e, now, c.cs.hit(e, now, "stale-while-revalidate"))
+			if c.log.debugOn(r.Context()) {
+				c.log.DebugContext(r.Context(), "failsoft: stale served, refreshing", "path", r.URL.Path)
+			}
+			c.startRefresh(r, next, &lk)
+			return
+		case now.Before(e.FreshUntil):
+			lk.fwd = "request"
+		default:
+			lk.fwd = "stale"
+		}
+	}
+	if reqCC.OnlyIfCached {
+		c.st.misses.Add(1)
+		w.Header()["Cache-Status"] = []string{c.cs.onlyIfCached}
+		w.WriteHeader(http.StatusGatewayTimeout)
+		return
+	}
+	c.miss(w, r, next, &lk)
+}
+
+// acceptable reports whether a fresh entry satisfies the request's own
+// max-age and min-fresh. max-age=0 always asks for the handler, as clients
+// mean it ("reload").
+func acceptable(cc cacheControl, e *entry, now time.Time) bool {
+	if cc.HasMaxAge && (cc.MaxAge == 0 || now.Sub(e.StoredAt) > cc.MaxAge) {
+		return false
+	}
+	if cc.HasMinFresh && e.FreshUntil.Sub(now) < cc.MinFresh {
+		return false
+	}
+	return !cc.NoCache
+}
+
+// bypass hands a request the cache does not handle straight to next.
+func (c *Cache) bypass(w http.ResponseWriter, r *http.Request, next http.Handler, cs string) {
+	c.st.bypasses.Add(1)
+	w.Header()["Cache-Status"] = []string{cs}
+	if c.log.debugOn(r.Context()) {
+		c.log.DebugContext(r.Context(), "failsoft: cache bypassed", "path", r.URL.Path, "cache-status", cs)
+	}
+	next.ServeHTTP(w, r)
+}
+
+// lookup reads the entry for material, following a Vary marker.
+func (c *Cache) lookup(r *http.Request, material string) lookup {
+	lk := lookup{material: material, primary: hashKey(material)}
+	lk.key = lk.primary
+	lk.e, lk.fwd, lk.detail = c.get(r.Context(), lk.primary)
+	if lk.e != nil && lk.e.Kind == kindVary {
+		lk.marker = lk.e
+		lk.key = variantKey(material, lk.marker.Nonce, lk.marker.VaryHeaders, r)
+		lk.e, lk.fwd, lk.detail = c.get(r.Context(), lk.key)
+		if lk.fwd == "uri-miss" {
+			lk.fwd = "vary-miss"
+		}
+		if lk.e != nil && lk.e.Kind != kindResponse {
+			lk.e, lk.fwd = nil, "vary-miss"
+		}
+	}
+	return lk
+}
+
+// get reads and decodes one entry. A miss, a failure and an entry that does
+// not decode are all nil; the fwd and detail say which. The entry may be
+// shared with other requests (pending writes, a store that keeps decoded
+// entries): it is read-only.
+func (c *Cache) get(ctx context.Context, key string) (e *entry, fwd, detail string) {
+	if e = c.w.pendingEntry(key); e != nil {
+		return e, "", ""
+	}
+	e, err := c.read(ctx, key)
+	if errors.Is(err, errBadEntry) {
+		c.log.warn(warnDecode, "failsoft: a stored cache entry does not decode; treated as a miss and overwritten",
+			"err", err)
+		return nil, "miss", "bad-entry"
+	}
+	if err != nil {
+		switch store.Classify(err) {
+		case store.ClassMiss:
+			return nil, "uri-miss", ""
+		case store.ClassCanceled:
+			return nil, "miss", ""
+		}
+		c.st.storeErrors.Add(1)
+		if c.log.debugOn(ctx) {
+			c.log.DebugContext(ctx, "failsoft: cache lookup failed", "err", err)
+		}
+		return nil, "miss", "store-error"
+	}
+	return e, "", ""
+}
+
+// read reads the entry under key from the store and decodes it: an error
+// wrapping errBadEntry when it does not decode. A store that keeps decoded
+// entries ([store.DecodedGetter]) hands out a shared one, decoded once.
+func (c *Cache) read(ctx context.Context, key string) (*entry, error) {
+	if c.decoded == nil {
+		b, err := c.store.Get(ctx, key)
+		if err != nil {
+			return nil, err
+		}
+		return decodeEntry(b, c.o.maxBody)
+	}
+	v, err := c.decoded.GetDecoded(ctx, key, c.decoder)
+	if err != nil {
+		return nil, err
+	}
+	e, ok := v.(*entry)
+	if !ok {
+		return nil, fmt.Errorf("%w: decoded as %T", errBadEntry, v)
+	}
+	return e, nil
+}
+
+// serveEntry answers from a stored entry: its status, header fields and
+// body as the handler wrote them, plus Age and Cache-Status; a 304 when the
+// request's validators match; no body for HEAD.
+//
+// e is read-only and may be shared (see [Cache.get]), so the writer's
+// header gets copies of its value slices, with Age and Cache-Status in one
+// allocation (for one value per field): code after the cache may change
+// them in place. The body
+// goes to w.Write as it is stored, under io.Writer's contract that Write
+// does not modify (or retain) it.
+func (c *Cache) serveEntry(w http.ResponseWriter, r *http.Request, e *entry, now time.Time, cs string) {
+	dst := w.Header()
+	age := strconv.FormatInt(int64(max(now.Sub(e.StoredAt)/time.Second, 0)), 10)
+	if e.Status == http.StatusOK && notModified(r.Header, e.Header) {
+		vals := make([]string, 0, 2+len(notModifiedHeaders))
+		for _, k := range notModifiedHeaders {
+			if v, ok := e.Header[k]; ok {
+				vals = appendField(dst, k, vals, v...)
+			}
+		}
+		vals = appendField(dst, "Age", vals, age)
+		appendField(dst, "Cache-Status", vals, cs)
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	// Room for one value per field: appendField grows vals for more.
+	vals := make([]string, 0, len(e.Header)+2)
+	for k, v := range e.Header {
+		vals = appendField(dst, k, vals, v...)
+	}
+	vals = appendField(dst, "Age", vals, age)
+	appendField(dst, "Cache-Status", vals, cs)
+	w.WriteHeader(e.Status)
+	if r.Method != http.MethodHead && len(e.Body) > 0 && bodyAllowed(e.Status) {
+		_, _ = w.Write(e.Body)
+	}
+}
+
+// appendField appends values to vals and sets them as h[k], capacity
+// clipped so that an append to h[k] never writes into vals. It returns the
+// extended vals.
+func appendField(h http.Header, k string, vals []string, values ...string) []string {
+	i := len(vals)
+	vals = append(vals, values...)
+	h[k] = vals[i:len(vals):len(vals)]
+	return vals
+}
