@@ -36,6 +36,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/failsoft/failsoft"
 	"github.com/failsoft/failsoft/store"
 )
 
@@ -131,7 +132,12 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- stri
 	reg.MustRegister(fetches)
 
 	if cfg.failsoft {
-		tune(opt)
+		// go-redis retries a refused dial 5 times, 100 ms apart: against a
+		// dead Redis each of the handler's own commands would wait out the
+		// op timeout until the breaker trips, and so would every half-open
+		// probe. One attempt makes a refused connection fail at once.
+		// (failsoft.New tunes the cache's own client so by itself.)
+		opt.DialerRetries = 1
 	}
 	// The legacy service's own client, as it always built it.
 	rdb := redis.NewClient(opt)
@@ -147,12 +153,15 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- stri
 		return serve(ctx, cfg.addr, mux, logger, ready)
 	}
 
-	protect, closeAll, err := wire(rdb, opt, reg, logger, mux)
+	fs, err := wire(rdb, reg, failsoft.WithLogger(logger))
 	if err != nil {
 		return err
 	}
-	defer closeAll()
-	mux.Handle("GET /api/data/{key}", protect.Then(api))
+	defer fs.Close()
+	mux.Handle("GET /api/data/{key}", fs.Then(api))
+	for _, p := range []string{"/livez", "/readyz", "/healthz"} {
+		mux.Handle(p, fs.Health())
+	}
 	return serve(ctx, cfg.addr, mux, logger, ready)
 }
 

@@ -38,6 +38,7 @@ import (
 	echomw "github.com/labstack/echo/v4/middleware"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/failsoft/failsoft"
 	"github.com/failsoft/failsoft/examples/internal/appkit"
 	"github.com/failsoft/failsoft/middleware/echoadapter"
 )
@@ -103,7 +104,7 @@ func newRouter(cfg appkit.Config, logger *slog.Logger, primary *appkit.Primary) 
 	}
 	appkit.Tune(opt)
 	rdb := redis.NewClient(opt)
-	fs, err := appkit.New(rdb, opt, logger) // adds the hook to rdb
+	fs, err := failsoft.New(rdb, failsoft.WithDefaultTTL(appkit.FreshFor), failsoft.WithLogger(logger))
 	if err != nil {
 		rdb.Close()
 		release()
@@ -118,14 +119,14 @@ func newRouter(cfg appkit.Config, logger *slog.Logger, primary *appkit.Primary) 
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.Use(echomw.Recover()) // outermost: panics outside the wrapped part
-	e.GET("/livez", echo.WrapHandler(fs.Health.Livez()))
-	e.GET("/readyz", echo.WrapHandler(fs.Health.Readyz()))
-	e.GET("/healthz", echo.WrapHandler(fs.Health.Healthz()))
+	e.GET("/livez", echo.WrapHandler(fs.Livez()))
+	e.GET("/readyz", echo.WrapHandler(fs.Readyz()))
+	e.GET("/healthz", echo.WrapHandler(fs.Healthz()))
 
-	// failsoft in front of the data endpoint only: recovery outermost, then
-	// the response cache, as in a net/http chain.
+	// failsoft in front of the data endpoint only: fs.Handler is the whole
+	// chain (recovery, then the response cache), as fs.Then is for net/http.
 	a := &api{rdb: rdb, primary: primary}
-	data := e.Group("/api/data", echoadapter.Wrap(fs.Recover()), echoadapter.Wrap(fs.Cache.Handler))
+	data := e.Group("/api/data", echoadapter.Wrap(fs.Handler))
 	data.GET("/:key", a.getData)
 	return e, closeAll, nil
 }

@@ -36,6 +36,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/failsoft/failsoft"
 	"github.com/failsoft/failsoft/examples/internal/appkit"
 	"github.com/failsoft/failsoft/middleware/ginadapter"
 )
@@ -102,7 +103,7 @@ func newRouter(cfg appkit.Config, logger *slog.Logger, primary *appkit.Primary) 
 	}
 	appkit.Tune(opt)
 	rdb := redis.NewClient(opt)
-	fs, err := appkit.New(rdb, opt, logger) // adds the hook to rdb
+	fs, err := failsoft.New(rdb, failsoft.WithDefaultTTL(appkit.FreshFor), failsoft.WithLogger(logger))
 	if err != nil {
 		rdb.Close()
 		release()
@@ -116,14 +117,14 @@ func newRouter(cfg appkit.Config, logger *slog.Logger, primary *appkit.Primary) 
 
 	r := gin.New()
 	r.Use(gin.Recovery()) // outermost: panics outside the wrapped part
-	r.GET("/livez", gin.WrapH(fs.Health.Livez()))
-	r.GET("/readyz", gin.WrapH(fs.Health.Readyz()))
-	r.GET("/healthz", gin.WrapH(fs.Health.Healthz()))
+	r.GET("/livez", gin.WrapH(fs.Livez()))
+	r.GET("/readyz", gin.WrapH(fs.Readyz()))
+	r.GET("/healthz", gin.WrapH(fs.Healthz()))
 
-	// failsoft in front of the data endpoint only: recovery outermost, then
-	// the response cache, as in a net/http chain.
+	// failsoft in front of the data endpoint only: fs.Handler is the whole
+	// chain (recovery, then the response cache), as fs.Then is for net/http.
 	a := &api{rdb: rdb, primary: primary}
-	data := r.Group("/api/data", ginadapter.Wrap(fs.Recover()), ginadapter.Wrap(fs.Cache.Handler))
+	data := r.Group("/api/data", ginadapter.Wrap(fs.Handler))
 	data.GET("/:key", a.getData)
 	return r, closeAll, nil
 }

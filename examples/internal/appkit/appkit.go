@@ -1,6 +1,5 @@
 // Package appkit holds what the Gin and Echo examples share: their settings,
-// the simulated primary source, failsoft's pieces built around the legacy
-// service's go-redis client, and a server that shuts down gracefully. Each
+// the simulated primary source, and a server that shuts down gracefully. Each
 // example keeps its handler and its router; the point of those examples is
 // how failsoft mounts on the framework, which stays in their main.go.
 package appkit
@@ -18,8 +17,6 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/failsoft/failsoft/health"
-	"github.com/failsoft/failsoft/middleware"
 	"github.com/failsoft/failsoft/store"
 )
 
@@ -94,98 +91,18 @@ func RedisOptions(rawURL string, logger *slog.Logger) (opt *redis.Options, relea
 	return opt, release, nil
 }
 
-// Tune adjusts opt for a client that failsoft protects, before any client is
-// built from it (examples/dataapi/wire.go explains each setting).
+// Tune adjusts opt for the legacy client that failsoft hooks, before the
+// client is built (examples/dataapi/main.go explains each setting).
+// failsoft.New tunes the cache's own client this way by itself; the
+// caller's client keeps what its owner chose.
 func Tune(opt *redis.Options) {
 	opt.DialerRetries = 1            // a refused dial fails at once
 	opt.ContextTimeoutEnabled = true // an abandoned call ends at the op timeout
 }
 
-// Failsoft is failsoft built around a legacy service's client: a guard (one
-// breaker and op timeout) shared by the go-redis hook on that client and the
-// cache's own Redis store, an in-process tier in front of it, the response
-// cache, recovery and the health handlers.
-type Failsoft struct {
-	Guard   *store.Guard
-	Cache   *middleware.Cache
-	Health  *health.Handler
-	logger  *slog.Logger
-	closers []func() error
-}
-
-// freshFor is how long an answer without Cache-Control is served from the
-// cache (see examples/dataapi/wire.go).
-const freshFor = time.Minute
-
-// New builds failsoft around rdb, whose options opt are (Tune them before
-// building rdb), and adds the hook to rdb: call it before rdb's first
-// command. Close releases what it built; it does not close rdb.
-func New(rdb *redis.Client, opt *redis.Options, logger *slog.Logger) (*Failsoft, error) {
-	f := &Failsoft{logger: logger}
-	cacheClient := redis.NewClient(opt)
-	remote, err := store.NewRedis(cacheClient)
-	if err != nil {
-		cacheClient.Close()
-		return nil, err
-	}
-	if f.Guard, err = store.NewGuard(remote, store.WithName("redis"), store.WithLogger(logger)); err != nil {
-		cacheClient.Close()
-		return nil, err
-	}
-	// Closed in reverse: the client before the guard.
-	f.closers = append(f.closers, f.Guard.Close, cacheClient.Close)
-
-	hook, err := store.NewHook(f.Guard, store.WithCacheMode(true))
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	rdb.AddHook(hook)
-
-	local, err := store.NewMemory(64 << 20)
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	f.closers = append(f.closers, local.Close)
-	tiered, err := store.NewTiered(local, f.Guard, store.WithLogger(logger))
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	f.closers = append(f.closers, tiered.Close)
-	if f.Cache, err = middleware.New(tiered, middleware.WithDefaultTTL(freshFor), middleware.WithLogger(logger)); err != nil {
-		f.Close()
-		return nil, err
-	}
-	f.closers = append(f.closers, f.Cache.Close)
-	f.Health, err = health.New(
-		health.WithBreakerCheck(f.Guard, false),
-		health.WithPinger("redis-ping", f.Guard, false),
-		health.WithCacheStats("cache", f.Cache.Stats),
-		health.WithLogger(logger),
-	)
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	f.closers = append(f.closers, f.Health.Close)
-	return f, nil
-}
-
-// Recover is failsoft's recovery middleware, reading the guard's breaker for
-// Retry-After.
-func (f *Failsoft) Recover() func(http.Handler) http.Handler {
-	return middleware.Recover(middleware.WithBreakers(f.Guard), middleware.WithLogger(f.logger))
-}
-
-// Close releases everything New built, in reverse order.
-func (f *Failsoft) Close() {
-	for i := len(f.closers) - 1; i >= 0; i-- {
-		f.closers[i]()
-	}
-	f.closers = nil
-}
+// FreshFor is how long an answer without Cache-Control is served from the
+// cache (see examples/dataapi/wire.go): failsoft.WithDefaultTTL(FreshFor).
+const FreshFor = time.Minute
 
 // Serve runs an http.Server with h on addr until ctx ends, then shuts it
 // down gracefully. When ready is not nil it receives the listening address
