@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/failsoft/failsoft/internal/decoded"
 	"github.com/failsoft/failsoft/store"
 )
 
@@ -24,7 +25,7 @@ import (
 // It owns background goroutines (store writes, refreshes); Close waits for
 // them. The zero value is not usable: build one with [New].
 //
-// Over a store that keeps decoded values in process ([store.DecodedGetter]:
+// Over a store that keeps decoded values in process ([decoded.Getter]:
 // [store.Tiered], [store.Memory]), a hit answered by the in-process tier
 // neither copies nor decodes the stored entry: every such hit shares one
 // read-only decoded entry, and the response writer gets copies of its
@@ -32,11 +33,11 @@ import (
 // forbids Write to modify).
 type Cache struct {
 	store store.Store
-	// decoded is store as a store.DecodedGetter (an in-process tier that
+	// decoded is store as a decoded.Getter (an in-process tier that
 	// keeps decoded entries), nil when it is not one; decoder is what it
 	// decodes with.
-	decoded store.DecodedGetter
-	decoder store.Decoder
+	decoded decoded.Getter
+	decoder decoded.Decoder
 	o       options
 	pol     policy
 	log     cacheLog
@@ -87,7 +88,7 @@ func New(s store.Store, opts ...Option) (*Cache, error) {
 		pending:      make(map[string]*entry),
 		epochs:       epochs{seed: maphash.MakeSeed()},
 	}
-	if dg, ok := s.(store.DecodedGetter); ok {
+	if dg, ok := s.(decoded.Getter); ok {
 		c.decoded, c.decoder = dg, entryDecoder{maxBody: o.maxBody}
 	}
 	return c, nil

@@ -9,7 +9,7 @@ import (
 	"github.com/failsoft/failsoft/store"
 )
 
-// Tests of the in-process fast path: a store.DecodedGetter keeps one decoded
+// Tests of the in-process fast path: a decoded.Getter keeps one decoded
 // entry per in-process copy and every hit shares it, so nothing a response
 // writer does may reach it.
 

@@ -212,8 +212,8 @@ func decodeEntry(b []byte, maxBody int) (*entry, error) {
 	return e, nil
 }
 
-// entryDecoder is the [store.Decoder] of entries, for stores that keep
-// decoded values in process ([store.DecodedGetter]). Such a store shares
+// entryDecoder is the [decoded.Decoder] of entries, for stores that keep
+// decoded values in process ([decoded.Getter]). Such a store shares
 // the *entry it returns between requests and keeps it while its copy
 // lives: the entry, its Header and their slices, and its Body (which
 // aliases the stored bytes) are read-only, as every entry is once built.

@@ -170,7 +170,7 @@ func (c *Cache) get(ctx context.Context, key string) (e *entry, fwd, detail stri
 
 // read reads the entry under key from the store and decodes it: an error
 // wrapping errBadEntry when it does not decode. A store that keeps decoded
-// entries ([store.DecodedGetter]) hands out a shared one, decoded once.
+// entries ([decoded.Getter]) hands out a shared one, decoded once.
 func (c *Cache) read(ctx context.Context, key string) (*entry, error) {
 	if c.decoded == nil {
 		b, err := c.store.Get(ctx, key)

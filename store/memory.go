@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/maypok86/otter/v2"
+
+	"github.com/failsoft/failsoft/internal/decoded"
 )
 
 // MemoryEntryOverhead is the fixed weight, in bytes, that a [Memory] store
@@ -16,7 +18,7 @@ import (
 // node, its hash-table slot, the eviction and expiry links and this
 // package's item header cost on a 64-bit platform. An entry weighs
 // len(key) + len(value) + MemoryEntryOverhead, plus, while a decoded form
-// of the value is kept with it ([DecodedGetter]), the weight its [Decoder]
+// of the value is kept with it ([decoded.Getter]), the weight its [decoded.Decoder]
 // declared and 48 bytes for keeping it.
 const MemoryEntryOverhead = 160
 
@@ -42,7 +44,7 @@ type item struct {
 	checkedAt int64
 	// gen is the Tiered store's remote generation at that moment.
 	gen uint64
-	// decoded is value as a reader decoded it ([DecodedGetter]), nil until
+	// decoded is value as a reader decoded it ([decoded.Getter]), nil until
 	// one asks; it adds its weight to the item's. A copy of the item stored
 	// again (same value) keeps it; a new value starts without.
 	decoded *decodedForm
@@ -51,7 +53,7 @@ type item struct {
 // decodedForm is what a Decoder made of an item's value.
 type decodedForm struct {
 	v      any
-	by     Decoder
+	by     decoded.Decoder
 	weight uint64 // what by declared, plus decodedFormOverhead
 }
 
@@ -98,7 +100,7 @@ func deadline(nowNano int64, ttl time.Duration) int64 {
 //
 // Memory is safe for concurrent use. Get returns a copy that the caller
 // owns, and Set copies the value it is given. [Memory.GetDecoded] is the
-// exception: it lends the stored bytes to a [Decoder] and keeps what it
+// exception: it lends the stored bytes to a [decoded.Decoder] and keeps what it
 // decodes with the entry, weighed with it. The budget is enforced by
 // otter's maintenance, which runs on the calling goroutines after writes:
 // the weight held may exceed the budget briefly, by the entries written
@@ -118,37 +120,10 @@ type Memory struct {
 }
 
 var (
-	_ Store         = (*Memory)(nil)
-	_ TTLGetter     = (*Memory)(nil)
-	_ DecodedGetter = (*Memory)(nil)
+	_ Store          = (*Memory)(nil)
+	_ TTLGetter      = (*Memory)(nil)
+	_ decoded.Getter = (*Memory)(nil)
 )
-
-// Decoder turns a stored value into the form its reader works with; see
-// [DecodedGetter]. Decode may keep references into value in what it returns
-// (value never changes), but must not modify value. weight estimates, in
-// bytes, the memory the result holds beyond value itself; it counts against
-// the in-process budget while the result is kept. Decode must be a pure
-// function of value and of the Decoder, which must be comparable (==): two
-// equal Decoders share what they decoded.
-type Decoder interface {
-	Decode(value []byte) (v any, weight int, err error)
-}
-
-// DecodedGetter is implemented by the in-process stores ([Memory],
-// [Tiered]) to spare a reader that decodes every value it reads both the
-// copy Get makes and the decoding: the decoded form is kept with the
-// in-process entry and handed out again until the entry is replaced,
-// expires or is evicted.
-//
-// The decoded value is shared by every caller that gets it, and may alias
-// the stored bytes: callers must treat it as read-only, and must not hand
-// mutable parts of it to code that could modify them.
-type DecodedGetter interface {
-	// GetDecoded is Get followed by d.Decode of the value. A miss or a
-	// failure is reported as by Get; an error from d.Decode is returned
-	// as is (so errors.Is matches it), and nothing is kept.
-	GetDecoded(ctx context.Context, key string, d Decoder) (any, error)
-}
 
 // NewMemory returns an in-process store that holds at most maxBytes of
 // entries, weighed as described on [Memory]. maxBytes must be positive and
@@ -251,9 +226,9 @@ func (m *Memory) Get(_ context.Context, key string) ([]byte, error) {
 
 // GetDecoded returns d.Decode of the value under key, decoding it only if
 // d (or an equal Decoder) has not decoded this stored value before; see
-// [DecodedGetter]. The stored bytes are lent to d, not copied. It panics if
+// [decoded.Getter]. The stored bytes are lent to d, not copied. It panics if
 // d is nil or not comparable.
-func (m *Memory) GetDecoded(_ context.Context, key string, d Decoder) (any, error) {
+func (m *Memory) GetDecoded(_ context.Context, key string, d decoded.Decoder) (any, error) {
 	checkDecoder(d)
 	if err := m.usable(); err != nil {
 		return nil, err
@@ -379,7 +354,7 @@ func (m *Memory) setItem(key string, it item) error {
 // key: the one kept with the item when d made it, else a new one, which is
 // then kept with the item if the item is still the one stored under key and
 // the extra weight fits the budget.
-func (m *Memory) decode(key string, it item, d Decoder) (any, error) {
+func (m *Memory) decode(key string, it item, d decoded.Decoder) (any, error) {
 	if it.decoded != nil && it.decoded.by == d {
 		return it.decoded.v, nil
 	}
@@ -405,7 +380,7 @@ func (m *Memory) decode(key string, it item, d Decoder) (any, error) {
 
 // checkDecoder panics, as a programmer error, for a Decoder that GetDecoded
 // cannot use: nil, or one that == cannot compare.
-func checkDecoder(d Decoder) {
+func checkDecoder(d decoded.Decoder) {
 	if d == nil || !reflect.TypeOf(d).Comparable() {
 		panic(fmt.Sprintf("store: GetDecoded: Decoder %T is nil or not comparable", d))
 	}

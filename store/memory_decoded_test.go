@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/failsoft/failsoft/internal/decoded"
 )
 
 // errUndecodable is what testDecoder returns for a value starting with "!".
@@ -44,7 +46,7 @@ func (d testDecoder) Decode(value []byte) (any, int, error) {
 }
 
 // getDecoded calls GetDecoded and checks the result decodes want.
-func getDecoded(t *testing.T, s DecodedGetter, key string, d testDecoder, want string) *decodedValue {
+func getDecoded(t *testing.T, s decoded.Getter, key string, d testDecoder, want string) *decodedValue {
 	t.Helper()
 	v, err := s.GetDecoded(context.Background(), key, d)
 	if err != nil {
@@ -289,7 +291,7 @@ func TestGetDecodedConcurrent(t *testing.T) {
 	ctx := context.Background()
 	f := newTierFixture(t, WithCoherence(time.Hour))
 	d := newTestDecoder(1, 64)
-	stores := map[string]DecodedGetter{"memory": f.local, "tiered": f.tiered}
+	stores := map[string]decoded.Getter{"memory": f.local, "tiered": f.tiered}
 	for name, s := range stores {
 		t.Run(name, func(t *testing.T) {
 			var wg sync.WaitGroup
@@ -320,7 +322,7 @@ func TestGetDecodedConcurrent(t *testing.T) {
 	}
 }
 
-// uncomparableDecoder is a Decoder that == cannot compare.
+// uncomparableDecoder is a decoded.Decoder that == cannot compare.
 type uncomparableDecoder struct{ ids []int }
 
 func (d uncomparableDecoder) Decode(value []byte) (any, int, error) { return value, len(d.ids), nil }
@@ -330,8 +332,8 @@ func TestGetDecodedBadDecoderPanics(t *testing.T) {
 	if err := f.tiered.Set(context.Background(), "k", []byte("v"), time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	for name, d := range map[string]Decoder{"nil": nil, "uncomparable": uncomparableDecoder{}} {
-		for sname, s := range map[string]DecodedGetter{"memory": f.local, "tiered": f.tiered} {
+	for name, d := range map[string]decoded.Decoder{"nil": nil, "uncomparable": uncomparableDecoder{}} {
+		for sname, s := range map[string]decoded.Getter{"memory": f.local, "tiered": f.tiered} {
 			t.Run(name+"/"+sname, func(t *testing.T) {
 				defer func() {
 					if r := recover(); r == nil || !strings.HasPrefix(fmt.Sprint(r), "store: GetDecoded: ") {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/failsoft/failsoft/internal/decoded"
 	"github.com/failsoft/failsoft/internal/redistest"
 )
 
@@ -44,7 +45,7 @@ func BenchmarkMemoryGetDecoded(b *testing.B) {
 	if err := m.Set(ctx, "k", tierBenchValue, time.Hour); err != nil {
 		b.Fatal(err)
 	}
-	var d Decoder = benchDecoder{}
+	var d decoded.Decoder = benchDecoder{}
 	b.ReportAllocs()
 	for b.Loop() {
 		if v, err := m.GetDecoded(ctx, "k", d); err != nil || len(*v.(*[]byte)) != len(tierBenchValue) {
@@ -123,7 +124,7 @@ func BenchmarkTieredGetDecodedLocalHit(b *testing.B) {
 	if err := tiered.Set(ctx, "k", tierBenchValue, time.Hour); err != nil {
 		b.Fatal(err)
 	}
-	var d Decoder = benchDecoder{}
+	var d decoded.Decoder = benchDecoder{}
 	b.ReportAllocs()
 	for b.Loop() {
 		if v, err := tiered.GetDecoded(ctx, "k", d); err != nil || len(*v.(*[]byte)) != len(tierBenchValue) {

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/failsoft/failsoft/internal/decoded"
 )
 
 // Tiered is a [Store] that keeps an in-process copy ([Memory]) of the
@@ -120,10 +122,10 @@ type Tiered struct {
 }
 
 var (
-	_ Store         = (*Tiered)(nil)
-	_ TTLGetter     = (*Tiered)(nil)
-	_ Pinger        = (*Tiered)(nil)
-	_ DecodedGetter = (*Tiered)(nil)
+	_ Store          = (*Tiered)(nil)
+	_ TTLGetter      = (*Tiered)(nil)
+	_ Pinger         = (*Tiered)(nil)
+	_ decoded.Getter = (*Tiered)(nil)
 )
 
 // NewTiered returns a Store that reads local first and fills it from remote,
@@ -193,12 +195,12 @@ func (t *Tiered) GetTTL(ctx context.Context, key string) ([]byte, time.Duration,
 }
 
 // GetDecoded is Get followed by d.Decode of the value, as described on
-// [DecodedGetter]: the local copy's bytes are lent to d, not copied, and
+// [decoded.Getter]: the local copy's bytes are lent to d, not copied, and
 // what d decodes is kept with the local copy, so that later calls answered
 // by that copy skip both the copy and the decoding. A value that did not
 // come from (or go into) the local tier is decoded every time. It panics if
 // d is nil or not comparable.
-func (t *Tiered) GetDecoded(ctx context.Context, key string, d Decoder) (any, error) {
+func (t *Tiered) GetDecoded(ctx context.Context, key string, d decoded.Decoder) (any, error) {
 	checkDecoder(d)
 	r, err := t.get(ctx, key, false)
 	if err != nil {

@@ -1,0 +1,35 @@
+// Package decoded lets failsoft's response cache keep decoded entries in
+// the in-process tier, so that an in-process hit neither copies nor decodes
+// the stored bytes. It is internal: only failsoft's own packages implement
+// and use it.
+package decoded
+
+import "context"
+
+// Decoder turns a stored value into the form its reader works with; see
+// [Getter]. Decode may keep references into value in what it returns
+// (value never changes), but must not modify value. weight estimates, in
+// bytes, the memory the result holds beyond value itself; it counts against
+// the in-process budget while the result is kept. Decode must be a pure
+// function of value and of the Decoder, which must be comparable (==): two
+// equal Decoders share what they decoded.
+type Decoder interface {
+	Decode(value []byte) (v any, weight int, err error)
+}
+
+// Getter is implemented by the in-process stores (store.Memory,
+// store.Tiered) to spare a reader that decodes every value it reads both the
+// copy Get makes and the decoding: the decoded form is kept with the
+// in-process entry and handed out again until the entry is replaced,
+// expires or is evicted.
+//
+// The decoded value is shared by every caller that gets it, and may alias
+// the stored bytes: callers must treat it as read-only, and must not hand
+// mutable parts of it to code that could modify them.
+type Getter interface {
+	// GetDecoded is Get followed by d.Decode of the value. A miss or a
+	// failure is reported as by Get; an error from d.Decode is returned
+	// as is (so errors.Is matches it), and nothing is kept.
+	GetDecoded(ctx context.Context, key string, d Decoder) (any, error)
+}
+
