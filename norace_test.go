@@ -1,6 +1,6 @@
-//go:build race
+//go:build !race
 
-package store
+package failsoft_test
 
 // raceEnabled reports whether the tests run under the race detector.
-const raceEnabled = true
+const raceEnabled = false
