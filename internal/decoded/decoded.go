@@ -32,4 +32,3 @@ type Getter interface {
 	// as is (so errors.Is matches it), and nothing is kept.
 	GetDecoded(ctx context.Context, key string, d Decoder) (any, error)
 }
-
