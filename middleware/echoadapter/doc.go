@@ -16,7 +16,8 @@
 //
 //	e := echo.New()
 //	e.Use(echomw.Recover()) // optional; Echo's recovery outermost is fine
-//	e.Use(echoadapter.Wrap(middleware.Recover()), echoadapter.Wrap(cache.Handler))
+//	e.Use(echoadapter.Wrap(fs.Handler)) // fs from failsoft.New: recovery, then the cache
+//	// or, piece by piece: e.Use(echoadapter.Wrap(middleware.Recover()), echoadapter.Wrap(cache.Handler))
 //	e.GET("/api/data/:key", getData)
 //
 // A panic in an Echo handler travels up through the wrapped middleware, so

@@ -14,7 +14,8 @@
 //
 //	r := gin.New()
 //	r.Use(gin.Logger(), gin.Recovery()) // optional; gin.Recovery outermost is fine
-//	r.Use(ginadapter.Wrap(middleware.Recover()), ginadapter.Wrap(cache.Handler))
+//	r.Use(ginadapter.Wrap(fs.Handler)) // fs from failsoft.New: recovery, then the cache
+//	// or, piece by piece: r.Use(ginadapter.Wrap(middleware.Recover()), ginadapter.Wrap(cache.Handler))
 //	r.GET("/api/data/:key", getData)
 //
 // A panic in a Gin handler travels up through the wrapped middleware, so

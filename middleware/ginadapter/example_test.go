@@ -7,43 +7,42 @@ import (
 	"net/http/httptest"
 	"strings"
 
-	"github.com/failsoft/failsoft/health"
+	"github.com/alicebob/miniredis/v2"
+	"github.com/gin-gonic/gin"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/failsoft/failsoft"
 	"github.com/failsoft/failsoft/middleware"
 	"github.com/failsoft/failsoft/middleware/ginadapter"
-	"github.com/failsoft/failsoft/store"
-	"github.com/gin-gonic/gin"
 )
 
-// A Gin router with failsoft's recovery and response cache in front of its
-// handlers, and the health handlers mounted with gin.WrapH. The in-process
-// store stands in for Redis here; an application passes a store.Tiered over
-// a store.Guard over store.NewRedis.
+// A Gin router protected by failsoft.New: fs.Handler is the whole chain
+// (recovery, then the response cache), mounted with the adapter, and
+// fs.Health serves the health endpoints. The miniredis server stands in
+// for the service's Redis.
 func Example() {
-	mem, err := store.NewMemory(64 << 20)
+	redisServer, err := miniredis.Run()
 	if err != nil {
 		panic(err)
 	}
-	defer mem.Close()
-	cache, err := middleware.New(mem)
+	defer redisServer.Close()
+	rdb := redis.NewClient(&redis.Options{Addr: redisServer.Addr()})
+	defer rdb.Close()
+	fs, err := failsoft.New(rdb, failsoft.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		panic(err)
 	}
-	defer cache.Close()
-	h, err := health.New()
-	if err != nil {
-		panic(err)
-	}
-	defer h.Close()
+	defer fs.Close()
 
 	r := gin.New()
-	r.Use(ginadapter.Wrap(middleware.Recover()), ginadapter.Wrap(cache.Handler))
+	r.Use(ginadapter.Wrap(fs.Handler))
 	calls := 0
 	r.GET("/api/data/:key", func(c *gin.Context) {
 		calls++
 		c.Header("Cache-Control", "max-age=60")
 		c.JSON(http.StatusOK, gin.H{"source": "primary", "data": "Data for " + c.Param("key")})
 	})
-	r.GET("/livez", gin.WrapH(h.Livez()))
+	r.GET("/livez", gin.WrapH(fs.Health()))
 
 	for _, path := range []string{"/api/data/a", "/api/data/a", "/livez"} {
 		rec := httptest.NewRecorder()

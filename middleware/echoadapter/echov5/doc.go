@@ -16,7 +16,8 @@
 //
 //	e := echo.New()
 //	e.Use(echomw.Recover()) // optional; Echo's recovery outermost is fine
-//	e.Use(echov5.Wrap(middleware.Recover()), echov5.Wrap(cache.Handler))
+//	e.Use(echov5.Wrap(fs.Handler)) // fs from failsoft.New: recovery, then the cache
+//	// or, piece by piece: e.Use(echov5.Wrap(middleware.Recover()), echov5.Wrap(cache.Handler))
 //	e.GET("/api/data/:key", getData)
 //
 // Putting Echo's Recover after Wrap(Recover) hides every panic from

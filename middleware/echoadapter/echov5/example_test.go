@@ -8,43 +8,42 @@ import (
 	"net/http/httptest"
 	"strings"
 
-	"github.com/failsoft/failsoft/health"
+	"github.com/alicebob/miniredis/v2"
+	"github.com/labstack/echo/v5"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/failsoft/failsoft"
 	"github.com/failsoft/failsoft/middleware"
 	"github.com/failsoft/failsoft/middleware/echoadapter/echov5"
-	"github.com/failsoft/failsoft/store"
-	"github.com/labstack/echo/v5"
 )
 
-// An Echo router with failsoft's recovery and response cache in front of its
-// handlers, and the health handlers mounted with echo.WrapHandler. The
-// in-process store stands in for Redis here; an application passes a
-// store.Tiered over a store.Guard over store.NewRedis.
+// An Echo v5 router protected by failsoft.New: fs.Handler is the whole
+// chain (recovery, then the response cache), mounted with the adapter, and
+// fs.Health serves the health endpoints. The miniredis server stands in
+// for the service's Redis.
 func Example() {
-	mem, err := store.NewMemory(64 << 20)
+	redisServer, err := miniredis.Run()
 	if err != nil {
 		panic(err)
 	}
-	defer mem.Close()
-	cache, err := middleware.New(mem)
+	defer redisServer.Close()
+	rdb := redis.NewClient(&redis.Options{Addr: redisServer.Addr()})
+	defer rdb.Close()
+	fs, err := failsoft.New(rdb, failsoft.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		panic(err)
 	}
-	defer cache.Close()
-	h, err := health.New()
-	if err != nil {
-		panic(err)
-	}
-	defer h.Close()
+	defer fs.Close()
 
 	e := echo.New()
-	e.Use(echov5.Wrap(middleware.Recover()), echov5.Wrap(cache.Handler))
+	e.Use(echov5.Wrap(fs.Handler))
 	calls := 0
 	e.GET("/api/data/:key", func(c *echo.Context) error {
 		calls++
 		c.Response().Header().Set("Cache-Control", "max-age=60")
 		return c.JSON(http.StatusOK, map[string]string{"source": "primary", "data": "Data for " + c.Param("key")})
 	})
-	e.GET("/livez", echo.WrapHandler(h.Livez()))
+	e.GET("/livez", echo.WrapHandler(fs.Health()))
 
 	for _, path := range []string{"/api/data/a", "/api/data/a", "/livez"} {
 		rec := httptest.NewRecorder()
