@@ -15,6 +15,8 @@ type cacheStatus struct {
 	method       string // another method than GET or HEAD
 	noStore      string // the request said no-store
 	noKey        string // no key, or one too long
+	body         string // a GET or HEAD with a body
+	override     string // a GET or HEAD that overrides its method
 	onlyIfCached string // only-if-cached without a usable entry: 504
 }
 
@@ -24,6 +26,8 @@ func newCacheStatus(name string) cacheStatus {
 		method:       name + "; fwd=method",
 		noStore:      name + "; fwd=bypass; detail=no-store",
 		noKey:        name + "; fwd=bypass; detail=no-key",
+		body:         name + "; fwd=bypass; detail=request-body",
+		override:     name + "; fwd=bypass; detail=method-override",
 		onlyIfCached: name + "; fwd=miss; detail=only-if-cached",
 	}
 }

@@ -27,9 +27,15 @@
 // hop-by-hop fields, are left out of the stored copy.
 //
 // Keys. The key material comes from [WithKeyFunc] (default [DefaultKey]:
-// method, host, path and sorted query, never X-Forwarded-Host) and is
-// hashed before it reaches the store; material longer than
-// [WithMaxKeyBytes] bypasses the cache. A response with Vary is stored under
+// method, scheme, host, and the path and query as sent, byte for byte;
+// [SortedQueryKey] also merges reordered queries), plus the field lines of
+// the forwarding headers a request carries ([DefaultKeyHeaders], such as
+// X-Forwarded-Proto and X-Forwarded-Host; [WithKeyHeaders] adds more), and
+// is hashed before it reaches the store; material longer than
+// [WithMaxKeyBytes] bypasses the cache. A GET or HEAD with a body
+// (Content-Length above 0, any Transfer-Encoding) or with a method-override
+// header (X-HTTP-Method-Override, X-HTTP-Method, X-Method-Override) bypasses
+// the cache: it is neither answered from nor stored in it. A response with Vary is stored under
 // a variant key (the material, a random nonce and the request's values of
 // the named headers) and a marker under the primary key; [Cache.Purge]
 // deletes the marker, which orphans every variant.
@@ -101,6 +107,7 @@
 //	                                                    "-redis" appended when a Redis failure was seen)
 //	failsoft; fwd=uri-miss; fwd-status=200; detail=streamed  the answer streamed through uncached
 //	failsoft; fwd=bypass; detail=no-store|no-key        not handled by the cache
+//	                                                    (also request-body, method-override)
 //	failsoft; fwd=method                                another method
 //
 // A stale entry served without calling the handler is a hit with a negative

@@ -5,6 +5,7 @@ package middleware
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -56,8 +57,8 @@ func (c *Cache) invalidate(r *http.Request, h http.Header) {
 	for _, u := range targets {
 		req := r.WithContext(ctx)
 		req.Method, req.URL = http.MethodGet, u
-		material := c.o.key(req)
-		if material == "" || len(material) > c.o.maxKey {
+		material := c.keyMaterial(req)
+		if material == "" {
 			continue
 		}
 		key := hashKey(material)
@@ -75,9 +76,12 @@ func (c *Cache) invalidate(r *http.Request, h http.Header) {
 // from every tier of the store: it deletes the entry (or the Vary marker,
 // whose nonce every variant key contains) under the key that a GET of
 // rawURL has. rawURL must be absolute ("https://example.com/a?b=1"); the
-// https scheme purges what requests that came over TLS stored. A key
-// function that reads request headers sees none. A purge reaches other
-// replicas' in-process tiers when their coherence window ends.
+// https scheme purges what requests that came over TLS stored. The request
+// Purge keys carries no header, so it does not reach what requests with
+// key headers stored (see [DefaultKeyHeaders]; behind a proxy that sets
+// X-Forwarded-Proto, that is every entry): use [Cache.PurgeRequest] for
+// those. A purge reaches other replicas' in-process tiers when their
+// coherence window ends.
 func (c *Cache) Purge(ctx context.Context, rawURL string) error {
 	u, err := url.Parse(rawURL)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
@@ -90,12 +94,32 @@ func (c *Cache) Purge(ctx context.Context, rawURL string) error {
 	if u.Scheme == "https" {
 		req.TLS = &tls.ConnectionState{}
 	}
-	material := c.o.key(req)
-	if material == "" || len(material) > c.o.maxKey {
-		return fmt.Errorf("middleware: purge %q: the key function gives no key", rawURL)
+	return c.purge(ctx, req, rawURL)
+}
+
+// PurgeRequest is [Cache.Purge] for the key a GET like r has: its URL,
+// Host, TLS and the key headers it carries (see [WithKeyHeaders]), read as
+// the cache reads a request it serves, whatever r's method. It is how to
+// purge what requests that came through a proxy stored: build r with the
+// proxy's headers, such as X-Forwarded-Proto: https. The delete runs under
+// r's context.
+func (c *Cache) PurgeRequest(r *http.Request) error {
+	if r == nil || r.URL == nil {
+		return errors.New("middleware: purge: no request URL")
+	}
+	req := r.WithContext(r.Context())
+	req.Method = http.MethodGet
+	return c.purge(r.Context(), req, r.URL.String())
+}
+
+// purge deletes the entry that the GET req keys to; what names it in errors.
+func (c *Cache) purge(ctx context.Context, req *http.Request, what string) error {
+	material := c.keyMaterial(req)
+	if material == "" {
+		return fmt.Errorf("middleware: purge %q: the key function gives no key", what)
 	}
 	if err := c.w.invalidate(ctx, hashKey(material)); err != nil {
-		return fmt.Errorf("middleware: purge %q: %w", rawURL, err)
+		return fmt.Errorf("middleware: purge %q: %w", what, err)
 	}
 	return nil
 }

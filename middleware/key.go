@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 )
@@ -30,22 +31,53 @@ type KeyFunc func(r *http.Request) string
 //   - the host (r.Host, or r.URL.Host when that is empty), ASCII-lowercased,
 //     without a default port (":80" for http, ":443" for https) or an empty
 //     one ("example.com:" is "example.com");
-//   - the escaped path as the client sent it ([url.URL.EscapedPath]; "/a%2Fb"
-//     and "/a/b" differ, as they may for the handler), "/" when empty;
-//   - the raw query with its parameters stably sorted by name (the bytes
-//     before "="), so the values of a repeated name keep their order; the
-//     parameters themselves are not decoded or re-encoded, so two queries
-//     share a key only when they differ in parameter order alone.
+//   - the path as the client sent it: r.URL.RawPath when it decodes to
+//     r.URL.Path, else [url.URL.EscapedPath] ("/a%2Fb" and "/a/b" differ, as
+//     "/a%2fb" and "/a%2Fb" and "/%C3%A4" and a raw "/ä" do); "/" when empty;
+//     for an opaque URL the scheme, ":" and r.URL.Opaque;
+//   - "?" and the raw query as sent (r.URL.RawQuery, byte for byte, not
+//     sorted or decoded) when the target had a "?" (a non-empty RawQuery or
+//     r.URL.ForceQuery); nothing otherwise.
 //
-// For example "GET\nexample.com\n/items\na=1&b=2&b=1". Headers such as
-// X-Forwarded-Host are never part of the key. DefaultKey returns "" (bypass)
-// for a request without a URL.
+// For example "GET\nexample.com\n/items\n?b=2&a=1". So two requests share
+// an entry only when their request targets (path and query) are the same
+// bytes, as nginx and Varnish key: never two that r.URL.Query(),
+// r.URL.RawQuery or r.URL.EscapedPath() tell apart. The one normalisation is
+// that an empty path is "/" (an absolute-form target "http://h" is
+// "http://h/"). [SortedQueryKey] also merges reordered queries. DefaultKey
+// reads no header but Host; the cache adds forwarding headers itself (see
+// [WithKeyHeaders]). DefaultKey returns "" (bypass) for a request without a
+// URL.
 //
 // The material grows with the URL; the store key does not (see [hashKey]).
 // The cache bypasses requests whose key material exceeds its limit; with
 // DefaultKey (no [WithKeyFunc]) it tells that from the URL's length before
 // calling it, so a huge URL costs neither this function nor a store.
-func DefaultKey(r *http.Request) string {
+func DefaultKey(r *http.Request) string { return requestKey(r, false) }
+
+// SortedQueryKey is [DefaultKey] with the query's parameters stably sorted
+// by name, so that requests whose queries differ only in the order of
+// parameters of different names share an entry: "/q?b=2&a=1" and
+// "/q?a=1&b=2" do. A parameter is the bytes between two "&"; its name is
+// the part before the first "=", decoded as [url.ParseQuery] decodes it
+// ("%61" and "a" are the same name, as are "a+b" and "a%20b"). Parameters
+// whose names decode the same keep their order, and no parameter is
+// decoded, re-encoded or dropped in the material, so two requests share a
+// key only when r.URL.Query() gives them the same values in the same order:
+// "/q?a=1&%61=2" and "/q?%61=2&a=1" do not share one. Requests whose raw
+// queries differ in other ways ("a=%31" and "a=1", an empty "&&") do not
+// share a key either. Parameters whose names url.ParseQuery drops (a ";" in
+// the name, a bad escape) sort after the others, by their raw names. A
+// query of more than 512 parameters is not sorted (it is keyed as sent), so
+// that sorting stays cheap. Use it with [WithKeyFunc]; as any key function
+// it is called whatever the URL's length.
+func SortedQueryKey(r *http.Request) string { return requestKey(r, true) }
+
+// maxSortedParams bounds the parameters [SortedQueryKey] sorts.
+const maxSortedParams = 512
+
+// requestKey builds DefaultKey's material, with the query sorted when sorted.
+func requestKey(r *http.Request, sorted bool) string {
 	if r.URL == nil {
 		return ""
 	}
@@ -62,17 +94,12 @@ func DefaultKey(r *http.Request) string {
 		host = r.URL.Host
 	}
 	host = strings.TrimSuffix(strings.TrimSuffix(asciiLower(host), defaultPort), ":")
-	path := r.URL.Opaque
-	if path == "" {
-		path = r.URL.EscapedPath()
-	}
-	if path == "" {
-		path = "/"
-	}
-	query := r.URL.RawQuery // sorted by writeSortedQuery: the same length
+	path := targetPath(r.URL)
+	query := r.URL.RawQuery
+	hasQuery := query != "" || r.URL.ForceQuery
 
 	var b strings.Builder
-	b.Grow(len(method) + len("\nhttps") + len(host) + len(path) + len(query) + 3)
+	b.Grow(len(method) + len("\nhttps") + len(host) + len(path) + len(r.URL.Scheme) + len(query) + 5)
 	b.WriteString(method)
 	if tls {
 		b.WriteString("\nhttps")
@@ -80,17 +107,46 @@ func DefaultKey(r *http.Request) string {
 	b.WriteByte('\n')
 	b.WriteString(host)
 	b.WriteByte('\n')
+	if r.URL.Opaque != "" {
+		b.WriteString(r.URL.Scheme)
+		b.WriteByte(':')
+	}
 	b.WriteString(path)
 	b.WriteByte('\n')
-	writeSortedQuery(&b, query)
+	if hasQuery {
+		b.WriteByte('?')
+		if sorted {
+			writeSortedQuery(&b, query)
+		} else {
+			b.WriteString(query)
+		}
+	}
 	return b.String()
+}
+
+// targetPath is the path of u as the client sent it (see [DefaultKey]):
+// the opaque part, RawPath when it is consistent with Path (a stale RawPath
+// that a middleware left behind after changing Path does not count), or
+// EscapedPath; "/" when empty.
+func targetPath(u *url.URL) string {
+	if u.Opaque != "" {
+		return u.Opaque
+	}
+	if u.RawPath != "" {
+		if p, err := url.PathUnescape(u.RawPath); err == nil && p == u.Path {
+			return u.RawPath
+		}
+	}
+	if p := u.EscapedPath(); p != "" {
+		return p
+	}
+	return "/"
 }
 
 // defaultKeyOver reports, without building it, that [DefaultKey]'s material
 // for r is longer than limit: it holds the path (escaped, never shorter than
 // r.URL.Path) or the opaque part, and the query. A huge URL then costs the
-// cache nothing: sorting 1 MiB of query parameters takes a CPU for a tenth of
-// a second and allocates several times the URL.
+// cache nothing.
 func defaultKeyOver(r *http.Request, limit int) bool {
 	if r.URL == nil {
 		return false
@@ -103,42 +159,73 @@ func defaultKeyOver(r *http.Request, limit int) bool {
 }
 
 // writeSortedQuery writes raw with its "&"-separated parameters stably
-// sorted by name (as many bytes as raw); raw itself when they are sorted
-// already. Up to 32 parameters are sorted without allocating.
+// sorted by [queryName] (as many bytes as raw); raw itself when they are
+// sorted already or there are more than [maxSortedParams].
 func writeSortedQuery(b *strings.Builder, raw string) {
-	sorted, prev := true, ""
-	for param := range strings.SplitSeq(raw, "&") {
-		name := queryName(param)
-		if name < prev {
-			sorted = false
-			break
+	n := strings.Count(raw, "&") + 1
+	sorted := true
+	if n <= maxSortedParams {
+		var prev queryParam
+		for i, p := range strings.Split(raw, "&") {
+			cur := newQueryParam(p)
+			if i > 0 && compareParams(prev, cur) > 0 {
+				sorted = false
+				break
+			}
+			prev = cur
 		}
-		prev = name
 	}
 	if sorted {
 		b.WriteString(raw)
 		return
 	}
-	var buf [32]string
-	params := buf[:0]
-	if n := strings.Count(raw, "&") + 1; n > len(buf) {
-		params = make([]string, 0, n) // one exact allocation, as strings.Split
+	params := make([]queryParam, 0, n)
+	for p := range strings.SplitSeq(raw, "&") {
+		params = append(params, newQueryParam(p))
 	}
-	for param := range strings.SplitSeq(raw, "&") {
-		params = append(params, param)
-	}
-	slices.SortStableFunc(params, func(a, b string) int { return strings.Compare(queryName(a), queryName(b)) })
-	for i, param := range params {
+	slices.SortStableFunc(params, compareParams)
+	for i, p := range params {
 		if i > 0 {
 			b.WriteByte('&')
 		}
-		b.WriteString(param)
+		b.WriteString(p.raw)
 	}
 }
 
-func queryName(param string) string {
-	name, _, _ := strings.Cut(param, "=")
-	return name
+// queryParam is a raw query parameter and its name as [url.ParseQuery]
+// reads it: the part before the first "=", unescaped ("+" is a space).
+// dropped marks a name ParseQuery drops (one with ";" or a bad escape),
+// which is then kept raw: such a parameter is in no url.Values, and it
+// sorts after every other, so that it never ties with one that is.
+type queryParam struct {
+	name, raw string
+	dropped   bool
+}
+
+func newQueryParam(raw string) queryParam {
+	name, _, _ := strings.Cut(raw, "=")
+	if strings.Contains(name, ";") {
+		return queryParam{name: name, raw: raw, dropped: true}
+	}
+	if !strings.ContainsAny(name, "%+") {
+		return queryParam{name: name, raw: raw}
+	}
+	dec, err := url.QueryUnescape(name)
+	if err != nil {
+		return queryParam{name: name, raw: raw, dropped: true}
+	}
+	return queryParam{name: dec, raw: raw}
+}
+
+// compareParams orders parameters by name, those ParseQuery drops last.
+func compareParams(a, b queryParam) int {
+	if a.dropped != b.dropped {
+		if a.dropped {
+			return 1
+		}
+		return -1
+	}
+	return strings.Compare(a.name, b.name)
 }
 
 // asciiLower lowercases ASCII letters only, so that distinct hosts never

@@ -49,14 +49,17 @@ func TestDefaultKey(t *testing.T) {
 		{"port 180 kept", "GET", "example.com:180", "/", false, "GET\nexample.com:180\n/\n"},
 		{"empty port", "GET", "example.com:", "/", false, "GET\nexample.com\n/\n"},
 		{"IPv6 default port", "GET", "[::1]:80", "/", false, "GET\n[::1]\n/\n"},
-		{"query sorted", "GET", "h", "/p?b=2&a=1", false, "GET\nh\n/p\na=1&b=2"},
-		{"query repeated name keeps order", "GET", "h", "/p?b=2&a=9&c=0&a=1", false, "GET\nh\n/p\na=9&a=1&b=2&c=0"},
-		{"query sorted already", "GET", "h", "/p?a=1&a=0&b", false, "GET\nh\n/p\na=1&a=0&b"},
-		{"query not decoded", "GET", "h", "/p?b=%20&a=+", false, "GET\nh\n/p\na=+&b=%20"},
-		{"query empty params kept", "GET", "h", "/p?b&&a", false, "GET\nh\n/p\n&a&b"},
+		{"query as sent, not sorted", "GET", "h", "/p?b=2&a=1", false, "GET\nh\n/p\n?b=2&a=1"},
+		{"query repeated name keeps order", "GET", "h", "/p?b=2&a=9&c=0&a=1", false, "GET\nh\n/p\n?b=2&a=9&c=0&a=1"},
+		{"query not decoded", "GET", "h", "/p?b=%20&a=+", false, "GET\nh\n/p\n?b=%20&a=+"},
+		{"query empty params kept", "GET", "h", "/p?b&&a", false, "GET\nh\n/p\n?b&&a"},
+		{"empty query kept", "GET", "h", "/p?", false, "GET\nh\n/p\n?"},
 		{"path escaping preserved", "GET", "h", "/a%2Fb/c%20d", false, "GET\nh\n/a%2Fb/c%20d\n"},
+		{"path escape case preserved", "GET", "h", "/a%2fb", false, "GET\nh\n/a%2fb\n"},
+		{"raw non-ASCII path as sent", "GET", "h", "/\u00e4", false, "GET\nh\n/\u00e4\n"},
+		{"escaped non-ASCII path as sent", "GET", "h", "/%C3%A4", false, "GET\nh\n/%C3%A4\n"},
 		{"path not cleaned", "GET", "h", "/a/../b//c", false, "GET\nh\n/a/../b//c\n"},
-		{"absolute form uses Host, not scheme", "GET", "", "https://Example.com:443/x?q", false, "GET\nexample.com:443\n/x\nq"},
+		{"absolute form uses Host, not scheme", "GET", "", "https://Example.com:443/x?q", false, "GET\nexample.com:443\n/x\n?q"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -115,7 +118,9 @@ func TestDefaultKeyClientRequest(t *testing.T) {
 		want string
 	}{
 		{"URL host when Host empty", &http.Request{Method: "", URL: &url.URL{Host: "Example.com:80", Path: ""}}, "GET\nexample.com\n/\n"},
-		{"opaque URL", &http.Request{Method: "GET", URL: &url.URL{Scheme: "http", Opaque: "foo"}, Host: "h"}, "GET\nh\nfoo\n"},
+		{"opaque URL", &http.Request{Method: "GET", URL: &url.URL{Scheme: "http", Opaque: "foo"}, Host: "h"}, "GET\nh\nhttp:foo\n"},
+		{"opaque * is not path *", &http.Request{Method: "GET", URL: &url.URL{Scheme: "http", Opaque: "*"}, Host: "h"}, "GET\nh\nhttp:*\n"},
+		{"stale RawPath ignored", &http.Request{Method: "GET", URL: &url.URL{Path: "/b", RawPath: "/a%2Fb"}, Host: "h"}, "GET\nh\n/b\n"},
 		{"no URL bypasses", &http.Request{Method: "GET"}, ""},
 	}
 	for _, tt := range tests {
@@ -128,20 +133,63 @@ func TestDefaultKeyClientRequest(t *testing.T) {
 }
 
 func TestDefaultKeyHugeURL(t *testing.T) {
-	// ~1 MiB of query (net/http's default header limit), in reverse order so
-	// that every parameter moves.
+	// ~1 MiB of query (net/http's default header limit), in reverse order:
+	// DefaultKey keeps it as sent, and so does SortedQueryKey, above
+	// maxSortedParams parameters.
 	var q strings.Builder
 	for i := 100_000; i > 0; i-- {
 		fmt.Fprintf(&q, "p%06d=v&", i)
 	}
 	r := serverRequest("GET", "example.com", "/x?"+q.String(), false)
-	material := DefaultKey(r)
-	if len(material) < q.Len() || !strings.Contains(material, "\n&p000001=v&p000002=v&") {
-		t.Fatalf("material of %d bytes for a %d-byte query, not sorted", len(material), q.Len())
+	for name, key := range map[string]KeyFunc{"DefaultKey": DefaultKey, "SortedQueryKey": SortedQueryKey} {
+		material := key(r)
+		if material != "GET\nexample.com\n/x\n?"+q.String() {
+			t.Fatalf("%s: material of %d bytes for a %d-byte query, not the query as sent", name, len(material), q.Len())
+		}
+		if k := hashKey(material); len(k) != 45 {
+			t.Fatalf("store key of %d bytes", len(k))
+		}
 	}
-	if k := hashKey(material); len(k) != 45 {
-		t.Fatalf("store key of %d bytes", len(k))
+}
+
+func TestSortedQueryKey(t *testing.T) {
+	tests := []struct {
+		name, target, want string
+	}{
+		{"sorted", "/p?b=2&a=1", "GET\nh\n/p\n?a=1&b=2"},
+		{"repeated name keeps order", "/p?b=2&a=9&c=0&a=1", "GET\nh\n/p\n?a=9&a=1&b=2&c=0"},
+		{"sorted already", "/p?a=1&a=0&b", "GET\nh\n/p\n?a=1&a=0&b"},
+		{"not decoded", "/p?b=%20&a=+", "GET\nh\n/p\n?a=+&b=%20"},
+		{"empty params kept", "/p?b&&a", "GET\nh\n/p\n?&a&b"},
+		{"names compared decoded", "/p?b=1&%61=2&a=3", "GET\nh\n/p\n?%61=2&a=3&b=1"},
+		{"same decoded name keeps order", "/p?a=3&%61=2", "GET\nh\n/p\n?a=3&%61=2"},
+		{"plus is space", "/p?a+b=1&a=2&a%20b=3", "GET\nh\n/p\n?a=2&a+b=1&a%20b=3"},
+		{"no query", "/p", "GET\nh\n/p\n"},
+		{"empty query", "/p?", "GET\nh\n/p\n?"},
 	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := SortedQueryKey(serverRequest("GET", "h", tt.target, false)); got != tt.want {
+				t.Errorf("SortedQueryKey = %q, want %q", got, tt.want)
+			}
+		})
+	}
+	t.Run("at most maxSortedParams sorted", func(t *testing.T) {
+		params := make([]string, maxSortedParams)
+		for i := range params {
+			params[i] = fmt.Sprintf("p%04d", maxSortedParams-i)
+		}
+		sorted := slices.Clone(params)
+		slices.Sort(sorted)
+		r := serverRequest("GET", "h", "/?"+strings.Join(params, "&"), false)
+		if got := SortedQueryKey(r); got != "GET\nh\n/\n?"+strings.Join(sorted, "&") {
+			t.Errorf("%d parameters not sorted", len(params))
+		}
+		r = serverRequest("GET", "h", "/?"+strings.Join(params, "&")+"&a", false)
+		if got := SortedQueryKey(r); got != "GET\nh\n/\n?"+r.URL.RawQuery {
+			t.Errorf("%d parameters not kept as sent", len(params)+1)
+		}
+	})
 }
 
 var storeKeyRE = regexp.MustCompile(`^[ev]:[A-Za-z0-9_-]{43}$`)
@@ -290,4 +338,41 @@ func TestParseVary(t *testing.T) {
 			t.Fatalf("a marker of parseVary's names does not decode: %v", err)
 		}
 	})
+}
+
+// Issue 10, item 3: with the default key two requests share an entry only
+// when their request targets are the same bytes; in particular none of
+// these pairs, which the handler tells apart, may share one.
+func TestDefaultKeyTargetsAreExact(t *testing.T) {
+	tests := []struct{ a, b string }{
+		{"/q?a=1&%61=2", "/q?%61=2&a=1"},
+		{"/q?a+b=1&a%20b=2", "/q?a%20b=2&a+b=1"},
+		{"/q?b=1&a=2", "/q?a=2&b=1"},
+		{"/q?a=1&a=2", "/q?a=2&a=1"},
+		{"/q?a=1;b=2", "/q?b=2;a=1"},
+		{"/q?", "/q"},
+		{"/q??", "/q?"},
+		{"/q?a", "/q?a="},
+		{"/\u00e4", "/%C3%A4"},
+		{"/a%2Fb", "/a/b"},
+		{"/a%2fb", "/a%2Fb"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.a+" "+tt.b, func(t *testing.T) {
+			c := newTestCache(t, newMapStore())
+			h := c.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Cache-Control", "max-age=60")
+				fmt.Fprintf(w, "%s %q", r.RequestURI, r.URL.Query())
+			}))
+			first := do(c, h, "GET", "http://example.com"+tt.a)
+			second := do(c, h, "GET", "http://example.com"+tt.b)
+			if second.Body.String() == first.Body.String() {
+				t.Errorf("%q got the entry of %q: %q (Cache-Status %q)", tt.b, tt.a, second.Body.String(), second.Header().Get("Cache-Status"))
+			}
+			if again := do(c, h, "GET", "http://example.com"+tt.a); again.Body.String() != first.Body.String() ||
+				!strings.Contains(again.Header().Get("Cache-Status"), "hit") {
+				t.Errorf("%q again: %q (Cache-Status %q), want a hit", tt.a, again.Body.String(), again.Header().Get("Cache-Status"))
+			}
+		})
+	}
 }

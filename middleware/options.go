@@ -49,6 +49,7 @@ type options struct {
 	staleIfError     time.Duration
 	maxBody          int
 	maxKey           int
+	keyHeaders       []string // canonical, sorted: DefaultKeyHeaders and WithKeyHeaders'
 	statuses         map[int]bool
 	handlerTimeout   time.Duration
 	coalesceWait     time.Duration
@@ -101,6 +102,7 @@ func defaultOptions() options {
 		staleIfError:     DefaultStaleIfError,
 		maxBody:          DefaultMaxBodyBytes,
 		maxKey:           DefaultMaxKeyBytes,
+		keyHeaders:       defaultKeyHeaderNames(),
 		statuses:         st,
 		coalesceWait:     DefaultCoalesceWait,
 		maxRefreshes:     DefaultMaxRefreshes,
@@ -307,3 +309,30 @@ func WithLogger(l *slog.Logger) LoggerOption { return LoggerOption{logger: l} }
 // WithClock sets the time source used for freshness, Age and the log rate
 // limit, for tests. Default: time.Now.
 func WithClock(now func() time.Time) Option { return cacheOption(func(o *options) { o.now = now }) }
+
+// Options of the cache key (issue 10).
+
+// WithKeyHeaders adds request headers to those that key a request when it
+// carries them (see [DefaultKeyHeaders]): the field lines of each one
+// present go into the key material, so that requests with different values,
+// or without the header, never share an entry. Use it for headers that a
+// proxy in front sets and the handler answers by, such as a tenant or
+// region header; a header that differs per client (a session, an address)
+// belongs in the response's Vary, or nowhere. Names are field names in any
+// case; one that is not a token is an error. Repeated options add up.
+// Default: none beyond [DefaultKeyHeaders].
+func WithKeyHeaders(names ...string) Option {
+	names = slices.Clone(names)
+	return cacheOption(func(o *options) {
+		if bad, ok := validKeyHeaders(names); !ok {
+			if o.err == nil {
+				o.err = fmt.Errorf("key header %q is not a field name", bad)
+			}
+			return
+		}
+		for _, n := range names {
+			o.keyHeaders = append(o.keyHeaders, http.CanonicalHeaderKey(n))
+		}
+		o.keyHeaders = sortUnique(o.keyHeaders)
+	})
+}

@@ -6,7 +6,6 @@ package middleware
 
 import (
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 )
@@ -18,26 +17,6 @@ type policy struct {
 	Statuses     map[int]bool     // statuses stored (default [defaultStatuses]); nil: those [heuristicallyCacheable] accepts
 	Shared       bool             // a shared cache: honour s-maxage, proxy-revalidate and private (always true here)
 	Now          func() time.Time // the clock storable reads (Expires without Date, Age); nil: time.Now
-	// Unkeyed lists request headers that can change a response without
-	// being part of the key; an answer to a request carrying one is stored
-	// only when the response's Vary names it. nil: [DefaultUnkeyedHeaders].
-	Unkeyed []string
-}
-
-// DefaultUnkeyedHeaders returns the request headers that frameworks and
-// proxies use to override the host, URL or method a handler sees. A request
-// carrying one could make a handler generate a response for another host or
-// URL under this request's key (web cache poisoning), so the cache does not
-// store the answer to such a request unless the response's Vary names the
-// header. X-Forwarded-For and X-Forwarded-Proto are not listed: proxies set
-// them on every request. Behind a proxy that sets X-Forwarded-Host on every
-// request, strip it there, or make it part of the key (a [KeyFunc] or Vary).
-func DefaultUnkeyedHeaders() []string {
-	return []string{
-		"X-Forwarded-Host", "X-Host", "X-Forwarded-Server", "Forwarded",
-		"X-Original-Url", "X-Rewrite-Url",
-		"X-Http-Method-Override", "X-Http-Method", "X-Method-Override",
-	}
 }
 
 // heuristicallyCacheable reports whether RFC 9110 §15.1 lets a cache assign
@@ -75,8 +54,6 @@ func heuristicallyCacheable(status int) bool {
 //     of its own (max-age, s-maxage, Expires) nor public, so that only the
 //     default TTL would store it: a handler that says nothing about caching
 //     may be personalising by session;
-//   - "unkeyed-header": the request carries one of p.Unkeyed that the
-//     response's Vary does not name;
 //   - "no-lifetime": the response is not fresh when stored (see
 //     [lifetimes]) and cannot be used later either: it is stored stale only
 //     when it states its lifetime explicitly (no-cache, max-age, s-maxage,
@@ -116,9 +93,6 @@ func storable(req *http.Request, status int, h http.Header, cc cacheControl, p p
 	}
 	if hasField(req.Header, "Cookie") && !explicit && !cc.Public {
 		return false, "cookie"
-	}
-	if unkeyedHeader(req.Header, h, p.Unkeyed) {
-		return false, "unkeyed-header"
 	}
 	now := time.Now
 	if p.Now != nil {
@@ -272,28 +246,4 @@ func canonicalKeys(h http.Header) bool {
 		}
 	}
 	return true
-}
-
-// unkeyedHeader reports whether the request header reqH carries one of
-// names (nil: [DefaultUnkeyedHeaders]) that the response's Vary does not
-// name.
-func unkeyedHeader(reqH, respH http.Header, names []string) bool {
-	if names == nil {
-		names = DefaultUnkeyedHeaders()
-	}
-	var vary []string
-	varyParsed := false
-	for _, name := range names {
-		if !hasField(reqH, name) {
-			continue
-		}
-		if !varyParsed {
-			vary, _ = parseVary(respH)
-			varyParsed = true
-		}
-		if !slices.Contains(vary, http.CanonicalHeaderKey(name)) {
-			return true
-		}
-	}
-	return false
 }

@@ -44,12 +44,20 @@ func (c *Cache) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 		c.bypass(w, r, next, c.cs.noStore)
 		return
 	}
+	if hasRequestBody(r) {
+		c.bypass(w, r, next, c.cs.body)
+		return
+	}
+	if overridesMethod(r) {
+		c.bypass(w, r, next, c.cs.override)
+		return
+	}
 	if !c.o.customKey && defaultKeyOver(r, c.o.maxKey) {
 		c.bypass(w, r, next, c.cs.noKey)
 		return
 	}
-	material := c.o.key(r)
-	if material == "" || len(material) > c.o.maxKey {
+	material := c.keyMaterial(r)
+	if material == "" {
 		c.bypass(w, r, next, c.cs.noKey)
 		return
 	}

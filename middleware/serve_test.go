@@ -12,27 +12,41 @@ import (
 )
 
 func TestCacheServesHandlerBytes(t *testing.T) {
-	clk := newTestClock()
-	body := `{"source":"primary","data":"` + strings.Repeat("x", 100) + `"}`
-	o := newOrigin(200, body, "Cache-Control", "max-age=60", "Content-Type", "application/json",
-		"X-Custom", "a", "X-Custom", "b", "Etag", `"v1"`)
-	c := newTestCache(t, newMapStore(), WithClock(clk.Now))
-	h := c.Handler(o)
-	first := do(c, h, "GET", "http://example.com/data/1?b=2&a=1")
-	clk.Add(30 * time.Second)
-	second := do(c, h, "GET", "http://example.com/data/1?a=1&b=2")
-	sameExceptCache(t, first, second)
-	if got := second.Header().Get("Age"); got != "30" {
-		t.Errorf("Age %q, want 30", got)
+	// The default key shares an entry between identical targets only;
+	// SortedQueryKey also between reordered queries.
+	tests := []struct {
+		name   string
+		opts   []Option
+		second string
+	}{
+		{"default key", nil, "http://example.com/data/1?b=2&a=1"},
+		{"sorted query key", []Option{WithKeyFunc(SortedQueryKey)}, "http://example.com/data/1?a=1&b=2"},
 	}
-	if got := second.Header().Get("Cache-Status"); got != "failsoft; hit; ttl=30" {
-		t.Errorf("Cache-Status %q", got)
-	}
-	if got := second.Header().Get("Date"); got != first.Header().Get("Date") || got == "" {
-		t.Errorf("Date %q, want the stored %q", got, first.Header().Get("Date"))
-	}
-	if got := second.Header().Values("X-Custom"); len(got) != 2 {
-		t.Errorf("X-Custom %q, want both values", got)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := newTestClock()
+			body := `{"source":"primary","data":"` + strings.Repeat("x", 100) + `"}`
+			o := newOrigin(200, body, "Cache-Control", "max-age=60", "Content-Type", "application/json",
+				"X-Custom", "a", "X-Custom", "b", "Etag", `"v1"`)
+			c := newTestCache(t, newMapStore(), append([]Option{WithClock(clk.Now)}, tt.opts...)...)
+			h := c.Handler(o)
+			first := do(c, h, "GET", "http://example.com/data/1?b=2&a=1")
+			clk.Add(30 * time.Second)
+			second := do(c, h, "GET", tt.second)
+			sameExceptCache(t, first, second)
+			if got := second.Header().Get("Age"); got != "30" {
+				t.Errorf("Age %q, want 30", got)
+			}
+			if got := second.Header().Get("Cache-Status"); got != "failsoft; hit; ttl=30" {
+				t.Errorf("Cache-Status %q", got)
+			}
+			if got := second.Header().Get("Date"); got != first.Header().Get("Date") || got == "" {
+				t.Errorf("Date %q, want the stored %q", got, first.Header().Get("Date"))
+			}
+			if got := second.Header().Values("X-Custom"); len(got) != 2 {
+				t.Errorf("X-Custom %q, want both values", got)
+			}
+		})
 	}
 }
 

@@ -1,0 +1,142 @@
+// Forwarding headers in the key: a request that carries one is keyed by its
+// value, so that an answer a proxy's header shaped is never served to a
+// request without it or with another value.
+
+package middleware
+
+import (
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// DefaultKeyHeaders returns the request headers that proxies and frameworks
+// use to tell a handler the scheme, host, port, path prefix or URL the
+// client used: Forwarded, Front-End-Https, X-Forwarded-Host,
+// X-Forwarded-Port, X-Forwarded-Prefix, X-Forwarded-Proto,
+// X-Forwarded-Scheme, X-Forwarded-Server, X-Forwarded-Ssl, X-Host,
+// X-Original-Host, X-Original-Url, X-Rewrite-Url and X-Url-Scheme. A
+// handler that redirects or builds links from one of them answers
+// differently for each value, so the cache keys every request that carries
+// one by its field lines (see [WithKeyHeaders], which adds names). Behind a
+// proxy each has few values, so hit rates stay high; a request without any
+// keys as it would without this list.
+//
+// X-Forwarded-For and the like (X-Real-Ip, True-Client-Ip) are not listed:
+// they differ for every client, so keying them would give each client its
+// own entries, and a response that depends on the client's address is not
+// one to share. A handler that answers by address must say Vary (or not be
+// cached).
+func DefaultKeyHeaders() []string {
+	return []string{
+		"Forwarded", "Front-End-Https",
+		"X-Forwarded-Host", "X-Forwarded-Port", "X-Forwarded-Prefix", "X-Forwarded-Proto",
+		"X-Forwarded-Scheme", "X-Forwarded-Server", "X-Forwarded-Ssl",
+		"X-Host", "X-Original-Host", "X-Original-Url", "X-Rewrite-Url", "X-Url-Scheme",
+	}
+}
+
+// defaultKeyHeaderNames returns [DefaultKeyHeaders] sorted, as the cache
+// keeps its key headers.
+func defaultKeyHeaderNames() []string { return sortUnique(DefaultKeyHeaders()) }
+
+// keyMaterial returns the key material of r: the key function's, with the
+// field lines of the key headers r carries inserted after its first line
+// (see [withKeyHeaders]). It is "" (bypass) when the key function gives none
+// or the material would be longer than the limit, which it tells before
+// building it.
+func (c *Cache) keyMaterial(r *http.Request) string {
+	material := c.o.key(r)
+	if material == "" || len(material) > c.o.maxKey {
+		return ""
+	}
+	material, ok := withKeyHeaders(material, r.Header, c.o.keyHeaders, c.o.maxKey)
+	if !ok {
+		return ""
+	}
+	return material
+}
+
+// withKeyHeaders inserts into material, before its first "\n" (at its end
+// when it has none), the field lines of the names (canonical, sorted) that
+// h carries, in any case of the key, as
+//
+//	" " name "=" len ":" line ["," len ":" line ...]
+//
+// for each name, len being the line's length in decimal. Every line is
+// length-prefixed, so a value cannot forge another name or line, and "a,b"
+// and the two lines "a" and "b" (which r.Header.Get tells apart) differ. It
+// returns material itself when h carries none of names, and ok=false when
+// the result would be longer than limit. The first line of [DefaultKey]'s
+// material is the method, a token: the space tells the two forms apart, so
+// distinct requests never get the same material.
+func withKeyHeaders(material string, h http.Header, names []string, limit int) (string, bool) {
+	linesOf := fieldLines
+	if canonicalKeys(h) {
+		linesOf = func(h http.Header, name string) []string { return h[name] }
+	}
+	type field struct {
+		name  string
+		lines []string
+	}
+	var buf [8]field // the fields present, for most requests
+	present := buf[:0]
+	size := len(material)
+	for _, name := range names {
+		lines := linesOf(h, name)
+		if len(lines) == 0 {
+			continue
+		}
+		present = append(present, field{name, lines})
+		size += len(" =") + len(name) + len(lines) - 1 // the commas
+		for _, line := range lines {
+			size += decimalLen(len(line)) + len(":") + len(line)
+		}
+	}
+	if len(present) == 0 {
+		return material, true
+	}
+	if size > limit {
+		return "", false
+	}
+	first := strings.IndexByte(material, '\n')
+	if first < 0 {
+		first = len(material)
+	}
+	b := make([]byte, 0, size)
+	b = append(b, material[:first]...)
+	for _, f := range present {
+		b = append(b, ' ')
+		b = append(b, f.name...)
+		b = append(b, '=')
+		for j, line := range f.lines {
+			if j > 0 {
+				b = append(b, ',')
+			}
+			b = strconv.AppendInt(b, int64(len(line)), 10)
+			b = append(b, ':')
+			b = append(b, line...)
+		}
+	}
+	b = append(b, material[first:]...)
+	return string(b), true
+}
+
+// decimalLen is the number of decimal digits of n >= 0.
+func decimalLen(n int) int {
+	d := 1
+	for ; n >= 10; n /= 10 {
+		d++
+	}
+	return d
+}
+
+// validKeyHeaders reports the first of names that is not a field name.
+func validKeyHeaders(names []string) (bad string, ok bool) {
+	i := slices.IndexFunc(names, func(n string) bool { return !isToken(n) })
+	if i >= 0 {
+		return names[i], false
+	}
+	return "", true
+}
