@@ -161,9 +161,17 @@ func (p *Protector) Stats() Stats {
 }
 
 // Purge removes the cached answers to a GET of rawURL, an absolute URL,
-// from every tier (see [middleware.Cache.Purge]).
+// from every tier (see [middleware.Cache.Purge]). Behind a proxy that sets
+// forwarding headers (X-Forwarded-Proto, ...), which are part of the key,
+// use [Protector.PurgeRequest] with those headers.
 func (p *Protector) Purge(ctx context.Context, rawURL string) error {
 	return p.cache.Purge(ctx, rawURL)
+}
+
+// PurgeRequest removes the cached answers to a GET like r, with its URL,
+// Host and forwarding headers (see [middleware.Cache.PurgeRequest]).
+func (p *Protector) PurgeRequest(r *http.Request) error {
+	return p.cache.PurgeRequest(r)
 }
 
 // Close shuts the stack down in order: the cache stops caching and waits

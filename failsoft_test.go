@@ -207,6 +207,28 @@ func TestCacheOwnClient(t *testing.T) {
 	if rec := get(h, "/api/data/a"); strings.Contains(rec.Header().Get("Cache-Status"), "hit") {
 		t.Fatalf("GET after Purge Cache-Status = %q, want a miss", rec.Header().Get("Cache-Status"))
 	}
+
+	// Behind a proxy the forwarding headers are part of the key:
+	// PurgeRequest with the same headers reaches the entry.
+	proxied := func() *http.Request {
+		r := httptest.NewRequest(http.MethodGet, "/api/data/b", nil)
+		r.Header.Set("X-Forwarded-Proto", "https")
+		return r
+	}
+	// The entry reaches Redis after the response: wait for a hit.
+	waitFor(t, "a hit for the proxied GET", func() bool {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, proxied())
+		return strings.Contains(rec.Header().Get("Cache-Status"), "hit")
+	})
+	if err := fs.PurgeRequest(proxied()); err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, proxied())
+	if cs := rec.Header().Get("Cache-Status"); strings.Contains(cs, "hit") {
+		t.Fatalf("proxied GET after PurgeRequest Cache-Status = %q, want a miss", cs)
+	}
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
