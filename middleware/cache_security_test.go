@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // Contract 4 of the design: nothing private is shared.
@@ -211,5 +212,86 @@ func TestSecurityKeysAreHashed(t *testing.T) {
 		if len(k) != len(hashKey("")) || strings.ContainsAny(k, " \r\n") {
 			t.Errorf("store key %q is not a hash", k)
 		}
+	}
+}
+
+// Issue 10 item 4: a response that names private, no-store or no-cache in a
+// form the parser cannot read cleanly is not shared.
+func TestSecuritySloppyDirectivesNotShared(t *testing.T) {
+	tests := []struct {
+		name   string
+		hdr    []string // response header name, value pairs
+		shared bool     // the second client gets the first one's answer
+	}{
+		{name: "private without comma", hdr: []string{"Cache-Control", "private max-age=60"}},
+		{name: "max-age then private without comma", hdr: []string{"Cache-Control", "max-age=60 private", "Etag", `"v"`}},
+		{name: "no-store with semicolon", hdr: []string{"Cache-Control", "no-store; max-age=60"}},
+		{name: "no-cache without comma", hdr: []string{"Cache-Control", "no-cache max-age=60"}},
+		{name: "no-cache without comma, ETag", hdr: []string{"Cache-Control", "no-cache max-age=60", "Etag", `"v"`}},
+		{name: "quoted private", hdr: []string{"Cache-Control", `"private", max-age=60`}},
+		{name: "no_store", hdr: []string{"Cache-Control", "no_store, max-age=60"}},
+		{name: "lone Pragma no-cache", hdr: []string{"Pragma", "no-cache"}},
+		{name: "lone Pragma no-cache, ETag", hdr: []string{"Pragma", "no-cache", "Etag", `"v"`}},
+		{name: "lone Pragma sloppy", hdr: []string{"Pragma", "No-Cache;"}},
+		{name: "invalid CDN-Cache-Control naming private", hdr: []string{"Cache-Control", "max-age=60", "CDN-Cache-Control", "private max-age=60"}},
+		{name: "upper-case CDN-Cache-Control private", hdr: []string{"Cache-Control", "max-age=60", "CDN-Cache-Control", "Private"}},
+		// Still shared: clean input.
+		{name: "Pragma beside Cache-Control", hdr: []string{"Cache-Control", "max-age=60", "Pragma", "no-cache"}, shared: true},
+		{name: "clean extension", hdr: []string{"Cache-Control", `ext="no-store", max-age=60`}, shared: true},
+		{name: "no directives", shared: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var n atomic.Int64
+			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				for i := 0; i+1 < len(tt.hdr); i += 2 {
+					w.Header().Add(tt.hdr[i], tt.hdr[i+1])
+				}
+				fmt.Fprintf(w, "page of user-%d", n.Add(1))
+			})
+			c := newTestCache(t, newMapStore(), WithDefaultTTL(time.Minute))
+			ch := c.Handler(h)
+			do(c, ch, "GET", "http://example.com/me")
+			bob := do(c, ch, "GET", "http://example.com/me")
+			if shared := bob.Body.String() == "page of user-1"; shared != tt.shared {
+				t.Errorf("bob got %q (Cache-Status %q), shared = %v, want %v",
+					bob.Body.String(), bob.Header().Get("Cache-Status"), shared, tt.shared)
+			}
+		})
+	}
+}
+
+// Issue 10 item 5: RFC 9111 §3.5 lets a shared cache reuse the answer to a
+// request with Authorization when it has public, s-maxage or
+// must-revalidate; failsoft asks must-revalidate for a lifetime of the
+// response's own.
+func TestSecurityAuthorizationShareable(t *testing.T) {
+	tests := []struct {
+		cc     string
+		shared bool
+	}{
+		{cc: "max-age=60"},
+		{cc: "public, max-age=60", shared: true},
+		{cc: "s-maxage=60", shared: true},
+		{cc: "must-revalidate, max-age=60", shared: true},
+		{cc: "must-revalidate"},
+		{cc: "private, must-revalidate, max-age=60"},
+		{cc: "proxy-revalidate, max-age=60"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.cc, func(t *testing.T) {
+			var n atomic.Int64
+			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Cache-Control", tt.cc)
+				fmt.Fprintf(w, "answer %d", n.Add(1))
+			})
+			c := newTestCache(t, newMapStore(), WithDefaultTTL(time.Minute))
+			ch := c.Handler(h)
+			do(c, ch, "GET", "http://example.com/doc", "Authorization", "Bearer alice")
+			other := do(c, ch, "GET", "http://example.com/doc", "Authorization", "Bearer bob")
+			if shared := other.Body.String() == "answer 1"; shared != tt.shared {
+				t.Errorf("bob got %q, shared = %v, want %v", other.Body.String(), shared, tt.shared)
+			}
+		})
 	}
 }

@@ -45,7 +45,13 @@ const anyStale = time.Duration(1 << 62)
 //     false, because the rest of the response may be stored (RFC 9111
 //     §5.2.2.4, §5.2.2.7); the cache must not store or serve those fields
 //     without revalidation. An argument that names no valid field (empty, or
-//     any name not a token) reads as the unqualified directive.
+//     any name not a token) reads as the unqualified directive;
+//   - text the parser cannot read cleanly (an element that is not
+//     name[=token or quoted-string], such as "private max-age=60" without
+//     its comma, or "no-store;"), and unknown directive names, count as
+//     private, no-store or no-cache when they name one in any spelling (see
+//     [cacheControl.sloppy]): unreadable input never shares what the origin
+//     may have meant to keep private.
 type cacheControl struct {
 	NoStore, NoCache, Private, Public        bool
 	MustRevalidate, ProxyRevalidate          bool
@@ -79,19 +85,27 @@ func parseCacheControl(h http.Header) cacheControl {
 func (cc *cacheControl) directive(elem string) {
 	name, arg, hasArg := strings.Cut(elem, "=")
 	name, arg = trimOWS(name), trimOWS(arg)
-	if len(name) > 32 || !isToken(name) {
+	if !isToken(name) {
+		cc.sloppy(elem)
 		return
-	}
-	var buf [32]byte
-	lower := buf[:len(name)]
-	for i := range len(name) {
-		lower[i] = asciiLowerByte(name[i])
 	}
 	value, valid := arg, hasArg
 	if hasArg && strings.HasPrefix(arg, `"`) {
 		value, valid = unquote(arg)
 	} else if hasArg && !isToken(arg) {
 		valid = false
+	}
+	if hasArg && !valid {
+		cc.sloppy(elem)
+	}
+	if len(name) > 32 {
+		cc.sloppy(name)
+		return
+	}
+	var buf [32]byte
+	lower := buf[:len(name)]
+	for i := range len(name) {
+		lower[i] = asciiLowerByte(name[i])
 	}
 
 	switch string(lower) {
@@ -141,7 +155,47 @@ func (cc *cacheControl) directive(elem string) {
 			cc.MinFresh = d
 		}
 		cc.HasMinFresh = true
+	default:
+		cc.sloppy(name)
 	}
+}
+
+// sloppy applies the restrictive directives that s, text the parser cannot
+// read as a known directive (an element that is not name[=token or
+// quoted-string], or an unknown directive's name), names in any spelling:
+// private, no-store, no-cache, in any case and with any punctuation or
+// none between the words ("no_store", "No Cache", "private max-age=60").
+// Unreadable text that mentions one of them is taken to mean it: reading
+// it as nothing would share what the origin meant to keep private.
+func (cc *cacheControl) sloppy(s string) {
+	cc.Private = cc.Private || mentions(s, "private")
+	cc.NoStore = cc.NoStore || mentions(s, "nostore")
+	cc.NoCache = cc.NoCache || mentions(s, "nocache")
+}
+
+// mentions reports whether the lower-case word occurs in s when ASCII case
+// is ignored and every byte but a letter or digit is skipped.
+func mentions(s, word string) bool {
+	for i := 0; i < len(s); i++ {
+		k := 0
+		for j := i; j < len(s) && k < len(word); j++ {
+			c := asciiLowerByte(s[j])
+			if !('a' <= c && c <= 'z' || '0' <= c && c <= '9') {
+				if k == 0 {
+					break
+				}
+				continue
+			}
+			if c != word[k] {
+				break
+			}
+			k++
+		}
+		if k == len(word) {
+			return true
+		}
+	}
+	return false
 }
 
 // setSmaller records d in *dst unless a smaller value is there already.

@@ -11,8 +11,10 @@ import (
 
 // FuzzParseCacheControl parses arbitrary Cache-Control lines (and computes
 // lifetimes and storability with arbitrary Expires, Date and Age): no
-// panic, no negative or uncapped duration, canonical field lists, and a
-// result that does not depend on the order of the lines.
+// panic, no negative or uncapped duration, canonical field lists, a result
+// that does not depend on the order of the lines, lines that only add
+// restrictions, sloppy restrictive directives that count, and a targeted
+// field (the second line as CDN-Cache-Control) used exactly when valid.
 func FuzzParseCacheControl(f *testing.F) {
 	for _, s := range []string{
 		"public, max-age=60, s-maxage=30, stale-while-revalidate=10, stale-if-error=86400",
@@ -49,6 +51,40 @@ func FuzzParseCacheControl(f *testing.F) {
 		}
 		if rev := parseCacheControl(http.Header{"Cache-Control": {line2, line1}}); !reflect.DeepEqual(rev, cc) {
 			t.Fatalf("line order matters:\n%+v\n%+v", cc, rev)
+		}
+		// A line only adds restrictions.
+		if one := parseCacheControl(http.Header{"Cache-Control": {line1}}); one.NoStore && !cc.NoStore ||
+			one.Private && !cc.Private || one.NoCache && !cc.NoCache {
+			t.Fatalf("a second line lifted a restriction:\n%+v\n%+v", one, cc)
+		}
+		// Sloppy forms (issue 10 item 4): a restrictive directive followed by
+		// a byte that cannot continue a directive name counts, whatever
+		// follows.
+		for _, k := range []string{"private", "No-Store", "NO-CACHE"} {
+			for _, b := range []string{";", ":", "/", "(", "@", "\\", "\x00", "\xff"} {
+				got := parseCacheControl(http.Header{"Cache-Control": {k + b + line1}})
+				if on := map[string]bool{"private": got.Private, "No-Store": got.NoStore, "NO-CACHE": got.NoCache}[k]; !on {
+					t.Fatalf("%q does not count as %s: %+v", k+b+line1, k, got)
+				}
+			}
+		}
+		// A targeted field (line2 as CDN-Cache-Control) is used exactly when
+		// it is a valid, non-empty dictionary with well-typed directives, and
+		// otherwise only adds restrictions to Cache-Control's.
+		th := http.Header{"Cache-Control": {line1}, "Cdn-Cache-Control": {line2}}
+		tcc, used := responseCacheControl(th, []string{"Cdn-Cache-Control"})
+		d, err := parseSFDict([]string{line2})
+		want, valid := targetedDirectives(d)
+		switch {
+		case used != (err == nil && len(d) > 0 && valid):
+			t.Fatalf("targeted %q used = %v", line2, used)
+		case used && !reflect.DeepEqual(tcc, want):
+			t.Fatalf("targeted %q: %+v, want %+v", line2, tcc, want)
+		case !used:
+			base := parseCacheControl(th)
+			if base.NoStore && !tcc.NoStore || base.Private && !tcc.Private || base.NoCache && !tcc.NoCache {
+				t.Fatalf("an invalid targeted field %q lifted a restriction", line2)
+			}
 		}
 
 		h.Set("Expires", expires)

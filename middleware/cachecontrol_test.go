@@ -77,6 +77,24 @@ func TestParseCacheControl(t *testing.T) {
 		{"permissive directive with argument ignored", []string{"public=1, immutable=yes"}, cacheControl{}},
 		{"invalid name ignored", []string{"max age=5, =5, m@x-age=5"}, cacheControl{}},
 		{"long unknown name ignored", []string{"a-very-long-directive-name-that-nobody-knows=1"}, cacheControl{}},
+		// Issue 10 item 4: text the parser cannot read that names private,
+		// no-store or no-cache counts as that directive.
+		{"sloppy: private without comma", []string{"private max-age=60"}, cacheControl{Private: true}},
+		{"sloppy: private after max-age without comma", []string{"max-age=60 private"}, cacheControl{Private: true, HasMaxAge: true}},
+		{"sloppy: no-store with semicolon", []string{"no-store; max-age=60"}, cacheControl{NoStore: true}},
+		{"sloppy: no-cache without comma", []string{"no-cache max-age=60"}, cacheControl{NoCache: true}},
+		{"sloppy: quoted private", []string{`"private", max-age=60`}, cacheControl{Private: true, MaxAge: 60 * s, HasMaxAge: true}},
+		{"sloppy: private with colon", []string{"Private: true"}, cacheControl{Private: true}},
+		{"sloppy: no_store", []string{"no_store, max-age=60"}, cacheControl{NoStore: true, MaxAge: 60 * s, HasMaxAge: true}},
+		{"sloppy: NOCACHE", []string{"NOCACHE"}, cacheControl{NoCache: true}},
+		{"sloppy: space inside no-store", []string{"no- store"}, cacheControl{NoStore: true}},
+		{"sloppy: unknown name mentions private", []string{"x-private-data=1, max-age=5"}, cacheControl{Private: true, MaxAge: 5 * s, HasMaxAge: true}},
+		{"sloppy: long name mentions no-store", []string{"this-is-a-very-long-no-store-directive-name"}, cacheControl{NoStore: true}},
+		{"sloppy: bad argument mentions no-store", []string{"ext=a no-store"}, cacheControl{NoStore: true}},
+		{"clean quoted argument is not read", []string{`ext="private, no-store, no-cache", max-age=5`}, cacheControl{MaxAge: 5 * s, HasMaxAge: true}},
+		{"clean token argument is not read", []string{"ext=private, max-age=5"}, cacheControl{MaxAge: 5 * s, HasMaxAge: true}},
+		{"valid qualified private naming a private field", []string{`private="X-Private-No-Store"`}, cacheControl{PrivateFields: []string{"X-Private-No-Store"}}},
+		{"words split by a comma are two elements", []string{"no, store, pri, vate"}, cacheControl{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

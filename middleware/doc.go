@@ -20,11 +20,22 @@
 // the response completes. A response is stored by RFC 9111's rules for a
 // shared cache: its status is one of [WithStatuses]; freshness comes from
 // s-maxage, max-age, Expires, or [WithDefaultTTL] (default 0: a response
-// that says nothing is not stored); never a response with no-store,
-// private, Set-Cookie or Vary: *, nor the answer to a request with
-// Authorization unless the response says public, s-maxage or
-// must-revalidate. Fields named by a qualified private or no-cache, and
-// hop-by-hop fields, are left out of the stored copy.
+// that says nothing is not stored), or, with [WithHeuristicFreshness] (off
+// by default), a fraction of the time since Last-Modified; never a
+// response with no-store, private, Set-Cookie or Vary: *, nor the answer
+// to a request with Authorization unless the response says public,
+// s-maxage, or must-revalidate with a max-age or Expires of its own (RFC
+// 9111 §3.5). Fields named by a qualified private or no-cache, and
+// hop-by-hop fields, are left out of the stored copy. A directive the
+// parser cannot read cleanly ("private max-age=60" without its comma,
+// "no_store") counts as the private, no-store or no-cache it names, and so
+// does a Pragma: no-cache without Cache-Control.
+//
+// Targeted cache control (RFC 9213). The first of [WithTargetedFields]
+// (default Failsoft-Cache-Control, then CDN-Cache-Control) that a response
+// carries as a valid Structured Fields Dictionary replaces Cache-Control,
+// Pragma and Expires for this cache; an invalid one is ignored as a whole.
+// The response, its Cache-Control included, reaches the client unchanged.
 //
 // Keys. The key material comes from [WithKeyFunc] (default [DefaultKey]:
 // method, scheme, host, and the path and query as sent, byte for byte;

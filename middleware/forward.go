@@ -216,8 +216,8 @@ func (c *Cache) complete(h http.Header, r *http.Request, res captured, now time.
 // newEntry builds the entry to store for a response, or returns nil and the
 // reason it may not be stored.
 func (c *Cache) newEntry(r *http.Request, status int, h http.Header, body []byte, now time.Time) (e *entry, names []string, reason string) {
-	cc := parseCacheControl(h)
-	ok, reason := storable(r, status, h, cc, c.pol)
+	cc, hp, pol := c.responsePolicy(status, h, now)
+	ok, reason := storable(r, status, hp, cc, pol)
 	if !ok {
 		return nil, nil, reason
 	}
@@ -228,13 +228,30 @@ func (c *Cache) newEntry(r *http.Request, status int, h http.Header, body []byte
 	if star {
 		return nil, nil, "vary-star"
 	}
-	fresh, swr, sie := lifetimes(h, cc, now, c.pol)
+	fresh, swr, sie := lifetimes(hp, cc, now, pol)
 	e = &entry{Kind: kindResponse, Status: status, Header: storedHeader(h, cc), Body: body}
 	e.setLifetimes(now, fresh, swr, sie)
 	if c.w.ttl(e, now) <= 0 {
 		return nil, nil, "lifetime"
 	}
 	return e, names, ""
+}
+
+// responsePolicy returns what the storage and freshness rules read for a
+// response: its directives ([responseCacheControl]), the header they see
+// (without Expires when a targeted field is used, RFC 9213 §2.1), and the
+// cache's policy with the heuristic lifetime of [WithHeuristicFreshness], if
+// one applies, as the default TTL.
+func (c *Cache) responsePolicy(status int, h http.Header, now time.Time) (cc cacheControl, hp http.Header, pol policy) {
+	cc, targeted := responseCacheControl(h, c.o.targeted)
+	hp, pol = h, c.pol
+	if targeted {
+		hp = withoutField(h, "Expires")
+	}
+	if d, ok := c.o.heuristic.lifetime(status, hp, now); ok {
+		pol.DefaultTTL = d
+	}
+	return cc, hp, pol
 }
 
 // keys returns the store key of e (the variant key when it varies), the Vary

@@ -58,7 +58,12 @@ type options struct {
 	refreshTimeout   time.Duration
 	logger           *slog.Logger
 	now              func() time.Time
-	err              error // the first error an option met while applying
+
+	// Targeted cache control and heuristic freshness.
+	targeted  []string  // canonical targeted field names, highest precedence first
+	heuristic heuristic // off when Fraction is 0
+
+	err error // the first error an option met while applying
 }
 
 const (
@@ -109,6 +114,7 @@ func defaultOptions() options {
 		maxPendingWrites: DefaultMaxPendingWrites,
 		refreshTimeout:   DefaultRefreshTimeout,
 		now:              time.Now,
+		targeted:         canonicalFields(DefaultTargetedFields()),
 	}
 }
 
@@ -163,6 +169,12 @@ func buildOptions(opts []Option) (options, error) {
 	}
 	if o.now == nil {
 		errs = append(errs, errors.New("clock is nil"))
+	}
+	errs = append(errs, validTargeted(o.targeted)...)
+	if f := o.heuristic.Fraction; !(f >= 0 && f <= 1) {
+		errs = append(errs, fmt.Errorf("heuristic freshness fraction %v is not within 0..1", f))
+	} else if f > 0 && o.heuristic.Max <= 0 {
+		errs = append(errs, fmt.Errorf("heuristic freshness limit %v is not positive", o.heuristic.Max))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return o, fmt.Errorf("middleware: invalid options: %w", err)
@@ -310,7 +322,7 @@ func WithLogger(l *slog.Logger) LoggerOption { return LoggerOption{logger: l} }
 // limit, for tests. Default: time.Now.
 func WithClock(now func() time.Time) Option { return cacheOption(func(o *options) { o.now = now }) }
 
-// Options of the cache key (issue 10).
+// Options of the cache key.
 
 // WithKeyHeaders adds request headers to those that key a request when it
 // carries them (see [DefaultKeyHeaders]): the field lines of each one
@@ -335,4 +347,66 @@ func WithKeyHeaders(names ...string) Option {
 		}
 		o.keyHeaders = sortUnique(o.keyHeaders)
 	})
+}
+
+// Targeted cache control (RFC 9213) and heuristic freshness (RFC 9111
+// §4.2.2).
+
+// WithTargetedFields sets the targeted cache-control fields the cache
+// obeys, highest precedence first. The first of them that a response
+// carries as a valid Structured Fields Dictionary takes the place of
+// Cache-Control, Pragma and Expires for this cache; one that does not parse
+// is ignored as a whole (a private, no-store or no-cache it names still
+// applies). Directives: max-age, s-maxage, stale-while-revalidate and
+// stale-if-error (Integers), no-store, no-cache, private, public,
+// must-revalidate, proxy-revalidate, immutable, no-transform; parameters and
+// unknown directives are ignored. The response reaches the client
+// unchanged, Cache-Control and the targeted fields included. Each name must
+// be a field-name token other than Cache-Control, given once; no names turns
+// targeted cache control off. Default: Failsoft-Cache-Control, then
+// CDN-Cache-Control ([DefaultTargetedFields]).
+func WithTargetedFields(names ...string) Option {
+	canon := canonicalFields(names)
+	return cacheOption(func(o *options) { o.targeted = canon })
+}
+
+// canonicalFields returns a copy of names in canonical form.
+func canonicalFields(names []string) []string {
+	canon := make([]string, len(names))
+	for i, n := range names {
+		canon[i] = http.CanonicalHeaderKey(n)
+	}
+	return canon
+}
+
+// validTargeted checks the names of [WithTargetedFields].
+func validTargeted(names []string) []error {
+	var errs []error
+	for i, n := range names {
+		switch {
+		case !isToken(n):
+			errs = append(errs, fmt.Errorf("targeted field %q is not a field name", n))
+		case n == "Cache-Control":
+			errs = append(errs, fmt.Errorf("targeted field %q is Cache-Control itself", n))
+		case slices.Contains(names[:i], n):
+			errs = append(errs, fmt.Errorf("targeted field %q is listed twice", n))
+		}
+	}
+	return errs
+}
+
+// WithHeuristicFreshness lets the cache give a response that states no
+// freshness of its own (no s-maxage, max-age or Expires, and no
+// targeted-field max-age) a heuristic lifetime (RFC 9111 §4.2.2): fraction
+// of the time between its Last-Modified and its Date, at most limit. It
+// applies only to heuristically cacheable statuses (200, 203, 204, 300,
+// 301, 308, 404, 405, 410, 414, 501) with a valid Last-Modified before the
+// Date, and there it takes the place of [WithDefaultTTL]. Like the default
+// TTL it is not a lifetime the response states, so it does not make the
+// answer to a request with Cookie, or with Authorization and
+// must-revalidate, shareable. fraction
+// must be within 0..1 (0 turns it off; 0.1 is customary) and limit positive
+// when fraction is not 0 (a day is a common cap). Default: off.
+func WithHeuristicFreshness(fraction float64, limit time.Duration) Option {
+	return cacheOption(func(o *options) { o.heuristic = heuristic{Fraction: fraction, Max: limit} })
 }

@@ -32,9 +32,9 @@ func heuristicallyCacheable(status int) bool {
 }
 
 // storable reports whether the response to req may be stored, and if not a
-// short reason for logs and Cache-Status detail. cc is the response's parsed
-// Cache-Control. The rules, in the order checked (RFC 9111 §3, §3.5, and
-// the rule that nothing private is shared):
+// short reason for logs and Cache-Status detail. cc is the response's
+// directives ([responseCacheControl]). The rules, in the order checked (RFC
+// 9111 §3, §3.5, and the rule that nothing private is shared):
 //   - "method": only GET is stored (a HEAD is answered from a GET's entry,
 //     but its response is never stored);
 //   - "request-no-store": the request said no-store;
@@ -46,10 +46,12 @@ func heuristicallyCacheable(status int) bool {
 //   - "no-store", "private" (unqualified; only when p.Shared), "set-cookie"
 //     (any Set-Cookie line, even one a qualified no-cache or private names),
 //     "vary-star" (Vary: * or a Vary that cannot be parsed);
-//   - "authorization": the request has Authorization and the response says
-//     neither public nor s-maxage (only when p.Shared;
-//     must-revalidate, which RFC 9111 §3.5 also accepts, is routinely sent
-//     with per-user data, so it does not make an answer shareable here);
+//   - "authorization": the request has Authorization (only when p.Shared)
+//     and the response has none of the directives RFC 9111 §3.5 accepts:
+//     public, s-maxage, or must-revalidate. must-revalidate counts only with
+//     a lifetime the response states (max-age, Expires) or no-cache, so
+//     that neither p.DefaultTTL nor a heuristic makes a per-user answer
+//     fresh; must-revalidate itself then forbids serving it stale;
 //   - "cookie": the request has Cookie and the response states no lifetime
 //     of its own (max-age, s-maxage, Expires) nor public, so that only the
 //     default TTL would store it: a handler that says nothing about caching
@@ -88,7 +90,8 @@ func storable(req *http.Request, status int, h http.Header, cc cacheControl, p p
 	if _, star := parseVary(h); star {
 		return false, "vary-star"
 	}
-	if p.Shared && hasField(req.Header, "Authorization") && !cc.Public && !cc.HasSMaxAge {
+	if p.Shared && hasField(req.Header, "Authorization") && !cc.Public && !cc.HasSMaxAge &&
+		!(cc.MustRevalidate && (explicit || cc.NoCache)) {
 		return false, "authorization"
 	}
 	if hasField(req.Header, "Cookie") && !explicit && !cc.Public {
