@@ -55,7 +55,8 @@
 // stale entry within its stale-if-error window (the response's own, else
 // [WithStaleIfError], default 24 h; none with must-revalidate) answers
 // instead; without one the failure passes on unchanged, a panic included
-// (http.ErrAbortHandler always passes on).
+// (a panic value that is or wraps http.ErrAbortHandler, errors.Is, always
+// passes on, in the cache as in [Recover]).
 //
 // Coalescing. Concurrent misses of one key call the handler once; the
 // others wait, at most [WithCoalesceWait] and never past their own context,

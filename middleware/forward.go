@@ -126,7 +126,8 @@ type handlerRun struct {
 // run calls the handler, on this goroutine, or on its own one under a
 // deadline when WithHandlerTimeout is set and a stale copy could answer.
 // A panic is recovered only when a stale copy could answer
-// (http.ErrAbortHandler is always re-panicked).
+// (a value that is or wraps http.ErrAbortHandler is always re-panicked, see
+// [isAbort]).
 func (c *Cache) run(cw *capture, req *http.Request, next http.Handler, staleOK bool) handlerRun {
 	if c.o.handlerTimeout > 0 && staleOK && c.bg.start() {
 		return c.runTimed(cw, req, next)
@@ -134,7 +135,7 @@ func (c *Cache) run(cw *capture, req *http.Request, next http.Handler, staleOK b
 	var hr handlerRun
 	if staleOK {
 		hr.pv, hr.panicked = runRecovered(cw, req, next)
-		if hr.panicked && hr.pv == http.ErrAbortHandler {
+		if hr.panicked && isAbort(hr.pv) {
 			panic(hr.pv)
 		}
 	} else {
@@ -163,7 +164,7 @@ func (c *Cache) runTimed(cw *capture, req *http.Request, next http.Handler) hand
 	defer t.Stop()
 	select {
 	case hr := <-ch:
-		if hr.panicked && hr.pv == http.ErrAbortHandler {
+		if hr.panicked && isAbort(hr.pv) {
 			panic(hr.pv)
 		}
 		hr.res = cw.finish(false)

@@ -132,7 +132,7 @@ func (c *Cache) refresh(req *http.Request, next http.Handler, lk *lookup, id uin
 	}()
 	cw := newCapture(&discard{}, c.o.maxBody)
 	if pv, panicked := runRecovered(cw, req, next); panicked {
-		if pv != http.ErrAbortHandler {
+		if !isAbort(pv) {
 			c.log.warn(warnPanic, "failsoft: handler panicked in a background refresh; the stale entry stays",
 				"path", req.URL.Path, "panic", pv)
 		}
