@@ -141,8 +141,9 @@ func storable(req *http.Request, status int, h http.Header, cc cacheControl, p p
 // response received at now (see [entry.setLifetimes]):
 //
 // The freshness lifetime comes from s-maxage (when p.Shared), then max-age,
-// then Expires minus Date (Date defaulting to now; an Expires that does not
-// parse, such as "0", or more than one Expires line, means already expired),
+// then Expires minus Date (Date defaulting to now; an Expires that is not an
+// HTTP-date, such as "0" or "Thu, 18 Aug 2050 2:01:18 GMT", or more than one
+// Expires line, means already expired: RFC 9111 §5.3),
 // then p.DefaultTTL. fresh is that lifetime minus the response's age when
 // received, the larger of its Age header and now minus its Date (RFC 9111
 // §4.2.3; zero for a response the handler generated now), and never
@@ -194,14 +195,15 @@ func lifetimes(h http.Header, cc cacheControl, now time.Time, p policy) (fresh, 
 	return fresh, max(swr-overshoot, 0), max(sie-overshoot, 0)
 }
 
-// expiresLifetime is Expires minus Date (or now), never negative; 0 for more
-// than one Expires line or one that does not parse.
+// expiresLifetime is Expires minus Date (or now), never negative; 0 (already
+// expired, RFC 9111 §5.3) for more than one Expires line or one that is not
+// an HTTP-date as [parseHTTPDate] reads it.
 func expiresLifetime(expires []string, h http.Header, now time.Time) time.Duration {
 	if len(expires) != 1 {
 		return 0
 	}
-	exp, err := http.ParseTime(expires[0])
-	if err != nil {
+	exp, ok := parseHTTPDate(trimOWS(expires[0]), now)
+	if !ok {
 		return 0
 	}
 	base := now
