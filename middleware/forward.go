@@ -74,7 +74,7 @@ func (c *Cache) forward(w http.ResponseWriter, r *http.Request, next http.Handle
 		return nil
 	}
 	if revalidate && res.status == http.StatusNotModified {
-		e, names, ok := c.revalidated(req, lk.e, res.header, now)
+		e, names, ok := c.revalidated(req, lk.e, res.header, start, now)
 		c.st.revalidated.Add(1)
 		if !ok {
 			c.serveEntry(w, r, e, now, c.cs.fwd(lk, http.StatusNotModified, false, false, ""))
@@ -90,7 +90,7 @@ func (c *Cache) forward(w http.ResponseWriter, r *http.Request, next http.Handle
 	var names []string
 	var reason string
 	if !failed {
-		e, names, reason = c.newEntry(r, res.status, res.header, res.body, now)
+		e, names, reason = c.newEntry(r, res.status, res.header, res.body, start, now)
 	}
 	dst := w.Header()
 	for k, v := range res.header {
@@ -214,9 +214,10 @@ func (c *Cache) complete(h http.Header, r *http.Request, res captured, now time.
 	}
 }
 
-// newEntry builds the entry to store for a response, or returns nil and the
-// reason it may not be stored.
-func (c *Cache) newEntry(r *http.Request, status int, h http.Header, body []byte, now time.Time) (e *entry, names []string, reason string) {
+// newEntry builds the entry to store for a response to a request sent to
+// the handler at sent and answered at now, or returns nil and the reason it
+// may not be stored.
+func (c *Cache) newEntry(r *http.Request, status int, h http.Header, body []byte, sent, now time.Time) (e *entry, names []string, reason string) {
 	cc := parseCacheControl(h)
 	ok, reason := storable(r, status, h, cc, c.pol)
 	if !ok {
@@ -229,9 +230,9 @@ func (c *Cache) newEntry(r *http.Request, status int, h http.Header, body []byte
 	if star {
 		return nil, nil, "vary-star"
 	}
-	fresh, swr, sie := lifetimes(h, cc, now, c.pol)
+	fresh, swr, sie, age := lifetimes(h, cc, sent, now, c.pol)
 	e = &entry{Kind: kindResponse, Status: status, Header: storedHeader(h, cc), Body: body}
-	e.setLifetimes(now, fresh, swr, sie)
+	e.setLifetimes(now, age, fresh, swr, sie)
 	if c.w.ttl(e, now) <= 0 {
 		return nil, nil, "lifetime"
 	}

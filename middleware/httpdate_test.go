@@ -89,7 +89,7 @@ func TestExpiresLifetime(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := http.Header{"Expires": {tt.expires}, "Date": {date}}
-			fresh, _, _ := lifetimes(h, parseCacheControl(h), now, p)
+			fresh, _, _, _ := lifetimes(h, parseCacheControl(h), now, now, p)
 			if fresh != tt.fresh {
 				t.Errorf("fresh %v, want %v", fresh, tt.fresh)
 			}

@@ -124,7 +124,8 @@ func storable(req *http.Request, status int, h http.Header, cc cacheControl, p p
 	if p.Now != nil {
 		now = p.Now
 	}
-	fresh, swr, sie := lifetimes(h, cc, now(), p)
+	at := now()
+	fresh, swr, sie, _ := lifetimes(h, cc, at, at, p)
 	if fresh > 0 {
 		return true, ""
 	}
@@ -138,17 +139,19 @@ func storable(req *http.Request, status int, h http.Header, cc cacheControl, p p
 }
 
 // lifetimes computes an entry's windows, as durations from now, for a
-// response received at now (see [entry.setLifetimes]):
+// response to a request sent at sent and received at now (see
+// [entry.setLifetimes]), and the response's corrected initial age (see
+// [initialAge]):
 //
 // The freshness lifetime comes from s-maxage (when p.Shared), then max-age,
 // then Expires minus Date (Date defaulting to now; an Expires that is not an
 // HTTP-date, such as "0" or "Thu, 18 Aug 2050 2:01:18 GMT", or more than one
 // Expires line, means already expired: RFC 9111 §5.3),
 // then p.DefaultTTL. fresh is that lifetime minus the response's age when
-// received, the larger of its Age header and now minus its Date (RFC 9111
-// §4.2.3; zero for a response the handler generated now), and never
-// negative. The stale windows count from the end of the lifetime, so an age
-// beyond it shortens them too.
+// received ([initialAge], RFC 9111 §4.2.3: the larger of now minus its Date
+// and its Age plus the response delay; an invalid Age makes it stale), and
+// never negative. The stale windows count from the end of the lifetime, so
+// an age beyond it shortens them too.
 //
 // swr is stale-while-revalidate (0 when absent). sie is stale-if-error when
 // present; otherwise p.StaleIfError, except for a response with s-maxage
@@ -160,9 +163,9 @@ func storable(req *http.Request, status int, h http.Header, cc cacheControl, p p
 // on errors (RFC 9111 §5.2.2.2: "MUST NOT ignore"). no-cache makes all three
 // 0: the entry must be revalidated before each use, and RFC 9111 §4.2.4
 // forbids generating a stale response against it.
-func lifetimes(h http.Header, cc cacheControl, now time.Time, p policy) (fresh, swr, sie time.Duration) {
+func lifetimes(h http.Header, cc cacheControl, sent, now time.Time, p policy) (fresh, swr, sie, age time.Duration) {
 	if cc.NoCache {
-		return 0, 0, 0
+		return 0, 0, 0, initialAge(h, sent, now, 0)
 	}
 	var lifetime time.Duration
 	switch {
@@ -177,10 +180,10 @@ func lifetimes(h http.Header, cc cacheControl, now time.Time, p policy) (fresh, 
 			lifetime = min(max(p.DefaultTTL, 0), maxDelta)
 		}
 	}
-	age := responseAge(h, now)
+	age = initialAge(h, sent, now, lifetime)
 	fresh = max(lifetime-age, 0)
 	if cc.MustRevalidate || p.Shared && cc.ProxyRevalidate {
-		return fresh, 0, 0
+		return fresh, 0, 0, age
 	}
 	if cc.HasStaleWhileRevalidate {
 		swr = cc.StaleWhileRevalidate
@@ -192,7 +195,7 @@ func lifetimes(h http.Header, cc cacheControl, now time.Time, p policy) (fresh, 
 		sie = min(max(p.StaleIfError, 0), maxDelta)
 	}
 	overshoot := max(age-lifetime, 0)
-	return fresh, max(swr-overshoot, 0), max(sie-overshoot, 0)
+	return fresh, max(swr-overshoot, 0), max(sie-overshoot, 0), age
 }
 
 // expiresLifetime is Expires minus Date (or now), never negative; 0 (already
@@ -211,19 +214,6 @@ func expiresLifetime(expires []string, h http.Header, now time.Time) time.Durati
 		base = date
 	}
 	return clampDuration(exp.Sub(base))
-}
-
-// responseAge is the age of a response received at now: the larger of its
-// Age header (ignored when not delta-seconds) and now minus its Date.
-func responseAge(h http.Header, now time.Time) time.Duration {
-	var age time.Duration
-	if lines := fieldLines(h, "Age"); len(lines) > 0 {
-		age = deltaSeconds(trimOWS(lines[0]), true)
-	}
-	if date, ok := headerTime(h, "Date"); ok {
-		age = max(age, clampDuration(now.Sub(date)))
-	}
-	return age
 }
 
 // headerTime parses the single line of an HTTP-date field.

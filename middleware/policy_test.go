@@ -163,7 +163,8 @@ func TestLifetimes(t *testing.T) {
 		{"Age shortens freshness", http.Header{"Cache-Control": {"max-age=60, stale-while-revalidate=30"}, "Age": {"20"}}, p, 40 * s, 30 * s, day},
 		{"Age beyond freshness shortens stale windows", http.Header{"Cache-Control": {"max-age=60, stale-while-revalidate=30, stale-if-error=100"}, "Age": {"80"}}, p, 0, 10 * s, 80 * s},
 		{"Age beyond everything", http.Header{"Cache-Control": {"max-age=60, stale-while-revalidate=30, stale-if-error=100"}, "Age": {"1000"}}, p, 0, 0, 0},
-		{"invalid Age ignored", http.Header{"Cache-Control": {"max-age=60"}, "Age": {"-5"}}, p, 60 * s, 0, day},
+		{"invalid Age makes it stale", http.Header{"Cache-Control": {"max-age=60"}, "Age": {"-5"}}, p, 0, 0, day},
+		{"Age list: first member", http.Header{"Cache-Control": {"max-age=60"}, "Age": {"20, 0"}}, p, 40 * s, 0, day},
 		{"old Date is age", http.Header{"Cache-Control": {"max-age=60"}, "Date": {rfc1123(now.Add(-50 * s))}}, p, 10 * s, 0, day},
 		{"future Date is no age", http.Header{"Cache-Control": {"max-age=60"}, "Date": {rfc1123(now.Add(50 * s))}}, p, 60 * s, 0, day},
 		{"Date ages the default TTL too", http.Header{"Date": {rfc1123(now.Add(-time.Minute))}}, p, 4 * time.Minute, 0, day},
@@ -171,7 +172,7 @@ func TestLifetimes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fresh, swr, sie := lifetimes(tt.h, parseCacheControl(tt.h), now, tt.p)
+			fresh, swr, sie, _ := lifetimes(tt.h, parseCacheControl(tt.h), now, now, tt.p)
 			if fresh != tt.fresh || swr != tt.swr || sie != tt.sie {
 				t.Errorf("lifetimes = %v, %v, %v; want %v, %v, %v", fresh, swr, sie, tt.fresh, tt.swr, tt.sie)
 			}
