@@ -89,7 +89,10 @@ func (c *Cache) forward(w http.ResponseWriter, r *http.Request, next http.Handle
 	var e *entry
 	var names []string
 	var reason string
-	if !failed {
+	// A 5xx is stored only under WithServerErrors, and never in place of
+	// a stored response that is not one.
+	errorStorable := c.pol.ServerErrors && !hr.panicked && !hr.timedOut && (lk.e == nil || isError(lk.e.Status))
+	if !failed || errorStorable {
 		e, names, reason = c.newEntry(r, res.status, res.header, res.body, start, now)
 	}
 	dst := w.Header()
@@ -101,7 +104,7 @@ func (c *Cache) forward(w http.ResponseWriter, r *http.Request, next http.Handle
 	if len(res.body) > 0 {
 		_, _ = w.Write(res.body)
 	}
-	if failed {
+	if failed && e == nil {
 		return outcomeFailed
 	}
 	if e == nil {
@@ -111,6 +114,7 @@ func (c *Cache) forward(w http.ResponseWriter, r *http.Request, next http.Handle
 		return nil
 	}
 	key, marker, out := c.keys(r, lk, e, names)
+	out.failed = failed // a stored 5xx answers followers, but is a failure
 	c.w.writeAsync(r.Context(), key, e, lk.primary, marker, lk.epoch)
 	return out
 }

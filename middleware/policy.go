@@ -15,7 +15,8 @@ import (
 type policy struct {
 	DefaultTTL   time.Duration    // freshness for responses that state none; 0: not stored
 	StaleIfError time.Duration    // stale-if-error window when the response names none (default 24 h)
-	Statuses     map[int]bool     // statuses stored (default [defaultStatuses]); nil: those [heuristicallyCacheable] accepts
+	Statuses     map[int]bool     // the only statuses stored ([WithStatuses]); nil: no such list (see [heuristicStatus])
+	ServerErrors bool             // 5xx but 501 with an explicit lifetime may be stored ([WithServerErrors])
 	Shared       bool             // a shared cache: honour s-maxage, proxy-revalidate and private (always true here)
 	Now          func() time.Time // the clock storable reads (Expires without Date, Age); nil: time.Now
 	// Unkeyed lists request headers that can change a response without
@@ -43,7 +44,7 @@ func DefaultUnkeyedHeaders() []string {
 // heuristicallyCacheable reports whether RFC 9110 §15.1 lets a cache assign
 // status a heuristic freshness lifetime. 206 is left out: this cache does not
 // combine partial content. 308 is in, although [defaultStatuses] (the
-// default of policy.Statuses) leaves it out.
+// statuses stored under a heuristic lifetime by default) leaves it out.
 func heuristicallyCacheable(status int) bool {
 	switch status {
 	case 200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501:
@@ -59,12 +60,17 @@ func heuristicallyCacheable(status int) bool {
 //   - "method": only GET is stored (a HEAD is answered from a GET's entry,
 //     but its response is never stored);
 //   - "request-no-store": the request said no-store;
-//   - "status": the status is not in p.Statuses, is 1xx, 206 or 304 (never
-//     stored whatever p says), or is not heuristically cacheable and the
-//     response gives no explicit lifetime (max-age, s-maxage, Expires) nor
-//     public: p.DefaultTTL is a heuristic, which RFC 9111 §4.2.2 allows only
-//     for those statuses;
-//   - "no-store", "private" (unqualified; only when p.Shared), "set-cookie"
+//   - "status": the status is 1xx, 206, 304 or one the cache does not
+//     understand (never stored whatever p says, see [neverStored]); or p.Statuses
+//     is set and does not list it; or it is a 5xx but 501 and p.ServerErrors
+//     is off or the response gives no explicit lifetime (max-age, s-maxage,
+//     Expires); or the response gives no explicit lifetime nor public and the
+//     status may not be stored under a heuristic lifetime (p.DefaultTTL, RFC
+//     9111 §4.2.2; see [heuristicStatus]). With an explicit lifetime or public,
+//     any other status may be stored (RFC 9111 §3): 302, 303, 307, 4xx, ...;
+//   - "no-store", unless the response also has must-understand (RFC 9111
+//     §5.2.2.3: its status is understood, so no-store is ignored);
+//   - "private" (unqualified; only when p.Shared), "set-cookie"
 //     (any Set-Cookie line, even one a qualified no-cache or private names),
 //     "vary-star" (Vary: * or a Vary that cannot be parsed);
 //   - "authorization": the request has Authorization and the response says
@@ -95,13 +101,13 @@ func storable(req *http.Request, status int, h http.Header, cc cacheControl, p p
 	}
 	explicit := cc.HasMaxAge || p.Shared && cc.HasSMaxAge || len(fieldLines(h, "Expires")) > 0
 	switch {
-	case status < 200 || status == http.StatusPartialContent || status == http.StatusNotModified:
+	case neverStored(status), p.Statuses != nil && !p.Statuses[status]:
 		return false, "status"
-	case p.Statuses == nil && !heuristicallyCacheable(status), p.Statuses != nil && !p.Statuses[status]:
+	case isError(status) && !(p.ServerErrors && explicit):
 		return false, "status"
-	case !heuristicallyCacheable(status) && !explicit && !cc.Public:
+	case !explicit && !cc.Public && !heuristicStatus(status, p):
 		return false, "status"
-	case cc.NoStore:
+	case cc.NoStore && !mustUnderstand(h):
 		return false, "no-store"
 	case p.Shared && cc.Private:
 		return false, "private"

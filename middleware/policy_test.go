@@ -3,6 +3,7 @@ package middleware
 import (
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"testing"
 	"time"
 )
@@ -76,8 +77,9 @@ func TestStorable(t *testing.T) {
 		{"X-Forwarded-For is not unkeyed", get("X-Forwarded-For", "10.0.0.1"), 200, http.Header{"Cache-Control": {"max-age=60"}}, p, ""},
 		{"Authorization in a private cache", get("Authorization", "Bearer x"), 200, http.Header{"Cache-Control": {"max-age=60"}}, notShared, ""},
 		{"status 404 default", get(), 404, http.Header{}, p, ""},
-		{"status 308 default", get(), 308, http.Header{}, p, ""},
-		{"status 302 default", get(), 302, http.Header{"Cache-Control": {"max-age=60"}}, p, "status"},
+		{"status 308 default heuristic", get(), 308, http.Header{}, p, "status"},
+		{"status 308 with max-age", get(), 308, http.Header{"Cache-Control": {"max-age=60"}}, p, ""},
+		{"status 302 with max-age", get(), 302, http.Header{"Cache-Control": {"max-age=60"}}, p, ""},
 		{"status 500 default", get(), 500, http.Header{"Cache-Control": {"max-age=60"}}, p, "status"},
 		{"status 201 default", get(), 201, http.Header{}, p, "status"},
 		{"status 200 not configured", get(), 404, http.Header{}, withStatuses, "status"},
@@ -112,12 +114,17 @@ func TestStorable(t *testing.T) {
 	}
 }
 
+// TestStorableNilStatuses checks the statuses stored under a heuristic
+// lifetime when no list is set: the defaults, each heuristically cacheable.
 func TestStorableNilStatuses(t *testing.T) {
 	p := policy{DefaultTTL: time.Minute, Shared: true}
 	for status := 100; status < 600; status++ {
 		ok, _ := storable(httptest.NewRequest(http.MethodGet, "/", nil), status, http.Header{}, cacheControl{}, p)
-		if ok != heuristicallyCacheable(status) {
-			t.Errorf("status %d: storable = %v", status, ok)
+		if want := slices.Contains(defaultStatuses[:], status); ok != want {
+			t.Errorf("status %d: storable = %v, want %v", status, ok, want)
+		}
+		if ok && !heuristicallyCacheable(status) {
+			t.Errorf("status %d is stored under a heuristic lifetime", status)
 		}
 	}
 }
