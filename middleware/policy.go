@@ -61,13 +61,14 @@ func heuristicallyCacheable(status int) bool {
 //     but its response is never stored);
 //   - "request-no-store": the request said no-store;
 //   - "status": the status is 1xx, 206, 304 or one the cache does not
-//     understand (never stored whatever p says, see [neverStored]); or p.Statuses
-//     is set and does not list it; or it is a 5xx but 501 and p.ServerErrors
-//     is off or the response gives no explicit lifetime (max-age, s-maxage,
-//     Expires); or the response gives no explicit lifetime nor public and the
-//     status may not be stored under a heuristic lifetime (p.DefaultTTL, RFC
-//     9111 §4.2.2; see [heuristicStatus]). With an explicit lifetime or public,
-//     any other status may be stored (RFC 9111 §3): 302, 303, 307, 4xx, ...;
+//     understand (never stored whatever p says, see [neverStored]); or
+//     p.Statuses is set and does not list it; or it is a 5xx but 501 and
+//     p.ServerErrors is off or the response gives no explicit lifetime
+//     (max-age, s-maxage, Expires); or the response gives no explicit
+//     lifetime nor public and the status may not be stored under a
+//     heuristic lifetime (p.DefaultTTL, RFC 9111 §4.2.2; see
+//     [heuristicStatus]). With an explicit lifetime or public, any other
+//     status may be stored (RFC 9111 §3): 302, 303, 307, 4xx, ...;
 //   - "no-store", unless the response also has must-understand (RFC 9111
 //     §5.2.2.3: its status is understood, so no-store is ignored);
 //   - "private" (unqualified; only when p.Shared), "set-cookie"
