@@ -70,6 +70,7 @@ func New(s store.Store, opts ...Option) (*Cache, error) {
 			DefaultTTL:   o.defaultTTL,
 			StaleIfError: o.staleIfError,
 			Statuses:     o.statuses,
+			ServerErrors: o.serverErrors,
 			Shared:       true,
 			Now:          o.now,
 		},

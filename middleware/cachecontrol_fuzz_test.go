@@ -92,10 +92,10 @@ func FuzzParseCacheControl(f *testing.F) {
 		h.Set("Age", age)
 		now := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 		p := policy{DefaultTTL: time.Hour, StaleIfError: 24 * time.Hour, Shared: true, Now: func() time.Time { return now }}
-		fresh, swr, sie := lifetimes(h, cc, now, p)
-		for _, d := range []time.Duration{fresh, swr, sie} {
+		fresh, swr, sie, initial := lifetimes(h, cc, now, now, p)
+		for _, d := range []time.Duration{fresh, swr, sie, initial} {
 			if d < 0 || d > maxDelta {
-				t.Fatalf("lifetimes = %v, %v, %v", fresh, swr, sie)
+				t.Fatalf("lifetimes = %v, %v, %v, age %v", fresh, swr, sie, initial)
 			}
 		}
 		if (cc.NoCache || cc.MustRevalidate || cc.ProxyRevalidate) && (swr != 0 || sie != 0) {

@@ -48,9 +48,12 @@ func addValidators(h http.Header, e *entry) bool {
 }
 
 // revalidated merges a 304's header fields into old (RFC 9111 §3.2, §4.3.4)
-// and recomputes its lifetimes. ok is false when the merged response may no
-// longer be stored; e then still holds it, to answer this request alone.
-func (c *Cache) revalidated(r *http.Request, old *entry, h304 http.Header, now time.Time) (e *entry, names []string, ok bool) {
+// and recomputes its lifetimes, for a conditional request sent at sent and
+// answered at now. The stored Age is dropped unless the 304 has one: the
+// handler has just validated the response, so its age starts again. ok is
+// false when the merged response may no longer be stored; e then still
+// holds it, to answer this request alone.
+func (c *Cache) revalidated(r *http.Request, old *entry, h304 http.Header, sent, now time.Time) (e *entry, names []string, ok bool) {
 	h := old.Header.Clone()
 	for k, v := range h304 {
 		if k == "Content-Length" || hopByHop(k) {
@@ -61,7 +64,10 @@ func (c *Cache) revalidated(r *http.Request, old *entry, h304 http.Header, now t
 	if _, ok := h304["Date"]; !ok {
 		h["Date"] = []string{now.UTC().Format(http.TimeFormat)}
 	}
-	e, names, _ = c.newEntry(r, old.Status, h, old.Body, now)
+	if _, ok := h304["Age"]; !ok {
+		delete(h, "Age")
+	}
+	e, names, _ = c.newEntry(r, old.Status, h, old.Body, sent, now)
 	if e == nil {
 		return &entry{Kind: kindResponse, Status: old.Status, Header: h, Body: old.Body,
 			StoredAt: now, FreshUntil: now, SWRUntil: now, StaleUntil: now}, nil, false

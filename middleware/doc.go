@@ -14,18 +14,26 @@
 //	http.Handle("/api/", alice.New(c.Handler).Then(api))
 //
 // What it caches. GET and HEAD (a HEAD is answered from a GET's entry; a
-// HEAD miss is not stored). Other methods pass through; a POST, PUT, PATCH
-// or DELETE answered 2xx or 3xx deletes the entries of its URL and of its
-// Location and Content-Location on the same host (RFC 9111 §4.4) before
-// the response completes. A response is stored by RFC 9111's rules for a
-// shared cache: its status is one of [WithStatuses]; freshness comes from
-// s-maxage, max-age, Expires, or [WithDefaultTTL] (default 0: a response
-// that says nothing is not stored), or, with [WithHeuristicFreshness] (off
-// by default), a fraction of the time since Last-Modified; never a
-// response with no-store, private, Set-Cookie or Vary: *, nor the answer
-// to a request with Authorization unless the response says public,
-// s-maxage, or must-revalidate with a max-age or Expires of its own (RFC
-// 9111 §3.5). Fields named by a qualified private or no-cache, and
+// HEAD miss is not stored). Other methods pass through; one not known to
+// be safe (anything but GET, HEAD, OPTIONS, TRACE, PROPFIND, REPORT, SEARCH
+// and CONNECT: POST, PUT, PATCH, DELETE, PURGE, MKCOL, M-SEARCH, ...)
+// answered 2xx or 3xx deletes the entries of its URL and of its Location
+// and Content-Location on the same host (RFC 9111 §4.4) before the response
+// completes. A response is stored by RFC 9111's rules for a shared cache:
+// freshness comes from s-maxage, max-age, Expires (one that is not an
+// HTTP-date means already expired), or [WithDefaultTTL] (default 0: a
+// response that says nothing is not stored), or, with
+// [WithHeuristicFreshness] (off by default), a fraction of the time since
+// Last-Modified; with an explicit lifetime or public any final status the
+// cache understands may be stored (302, 307, 403, ...), under the default
+// TTL only 200, 203, 204, 300, 301, 404, 405, 410, 414 and 501; a 5xx (but
+// 501) only under [WithServerErrors], never in place of another stored
+// response; a status the cache does not know, 206 and 304 never;
+// [WithStatuses] narrows this. Never a response with no-store (unless with
+// must-understand, RFC 9111 §5.2.2.3), private, Set-Cookie or Vary: *, nor
+// the answer to a request with Authorization unless the response says
+// public, s-maxage, or must-revalidate with a max-age or Expires of its own
+// (RFC 9111 §3.5). Fields named by a qualified private or no-cache, and
 // hop-by-hop fields, are left out of the stored copy. A directive the
 // parser cannot read cleanly ("private max-age=60" without its comma,
 // "no_store") counts as the private, no-store or no-cache it names, and so
@@ -53,7 +61,10 @@
 //
 // Answers. A fresh entry is served with the handler's status, header fields
 // and body byte for byte; only Age and Cache-Status are added (the stored
-// Date is kept). A request's If-None-Match (weak comparison) or, without it,
+// Date is kept). Age is the response's corrected initial age (RFC 9111
+// §4.2.3: the larger of its age by Date and the Age it arrived with plus
+// the handler's response time) plus the time stored; an Age whose first
+// member is not a non-negative integer makes a response stale on arrival. A request's If-None-Match (weak comparison) or, without it,
 // If-Modified-Since, is answered 304 from an entry with an ETag or
 // Last-Modified. Request directives: no-store bypasses the cache; no-cache,
 // max-age=0 or a max-age or min-fresh the entry fails go to the handler (and
@@ -72,7 +83,8 @@
 // stale entry within its stale-if-error window (the response's own, else
 // [WithStaleIfError], default 24 h; none with must-revalidate) answers
 // instead; without one the failure passes on unchanged, a panic included
-// (http.ErrAbortHandler always passes on).
+// (a panic value that is or wraps http.ErrAbortHandler, errors.Is, always
+// passes on, in the cache as in [Recover]).
 //
 // Coalescing. Concurrent misses of one key call the handler once; the
 // others wait, at most [WithCoalesceWait] and never past their own context,

@@ -43,7 +43,7 @@ type entry struct {
 	Header http.Header // the handler's headers, as written
 	Body   []byte
 
-	StoredAt   time.Time // when the response was generated (Age counts from here)
+	StoredAt   time.Time // when the response was generated (received minus its initial age); Age counts from here
 	FreshUntil time.Time // end of freshness
 	SWRUntil   time.Time // end of the stale-while-revalidate window (>= FreshUntil)
 	StaleUntil time.Time // end of the stale-if-error window (>= SWRUntil); the entry's TTL in a store
@@ -53,14 +53,16 @@ type entry struct {
 	Nonce       uint64
 }
 
-// setLifetimes sets e's times for a response stored at now with the windows
-// [lifetimes] computed. Both stale windows count from the end of freshness
-// (RFC 5861): FreshUntil = now+fresh, SWRUntil = FreshUntil+swr and
-// StaleUntil = FreshUntil+max(swr, sie), so the times are always ordered.
-// Negative durations count as 0.
-func (e *entry) setLifetimes(now time.Time, fresh, swr, sie time.Duration) {
-	fresh, swr, sie = max(fresh, 0), max(swr, 0), max(sie, 0)
-	e.StoredAt = now
+// setLifetimes sets e's times for a response stored at now, age old when
+// received, with the windows [lifetimes] computed. StoredAt = now-age, the
+// instant the response was generated, from which the Age it is served with
+// counts. Both stale windows count from the end of freshness (RFC 5861):
+// FreshUntil = now+fresh, SWRUntil = FreshUntil+swr and StaleUntil =
+// FreshUntil+max(swr, sie), so the times are always ordered. Negative
+// durations count as 0.
+func (e *entry) setLifetimes(now time.Time, age, fresh, swr, sie time.Duration) {
+	age, fresh, swr, sie = max(age, 0), max(fresh, 0), max(swr, 0), max(sie, 0)
+	e.StoredAt = now.Add(-age)
 	e.FreshUntil = now.Add(fresh)
 	e.SWRUntil = e.FreshUntil.Add(swr)
 	e.StaleUntil = e.FreshUntil.Add(max(swr, sie))

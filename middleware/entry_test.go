@@ -58,7 +58,7 @@ func sampleEntry() *entry {
 		},
 		Body: bytes.Repeat([]byte("0123456789abcdef"), 64),
 	}
-	e.setLifetimes(now, time.Minute, 30*time.Second, 24*time.Hour)
+	e.setLifetimes(now, 0, time.Minute, 30*time.Second, 24*time.Hour)
 	return e
 }
 
@@ -328,19 +328,22 @@ func TestEntrySetLifetimes(t *testing.T) {
 	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	tests := []struct {
 		name                      string
-		fresh, swr, sie           time.Duration
+		age, fresh, swr, sie      time.Duration
+		wantStored                time.Duration // offset from now
 		wantFresh, wantSWR, wantS time.Duration // offsets from now
 	}{
-		{"all windows", time.Minute, time.Second, time.Hour, time.Minute, time.Minute + time.Second, time.Minute + time.Hour},
-		{"swr longer than sie", time.Minute, time.Hour, time.Second, time.Minute, time.Minute + time.Hour, time.Minute + time.Hour},
-		{"nothing", 0, 0, 0, 0, 0, 0},
-		{"negative is zero", -time.Minute, -1, -1, 0, 0, 0},
+		{"all windows", 0, time.Minute, time.Second, time.Hour, 0, time.Minute, time.Minute + time.Second, time.Minute + time.Hour},
+		{"swr longer than sie", 0, time.Minute, time.Hour, time.Second, 0, time.Minute, time.Minute + time.Hour, time.Minute + time.Hour},
+		{"nothing", 0, 0, 0, 0, 0, 0, 0, 0},
+		{"negative is zero", -time.Minute, -time.Minute, -1, -1, 0, 0, 0, 0},
+		{"an age backdates StoredAt", time.Hour, time.Minute, 0, 0, -time.Hour, time.Minute, time.Minute, time.Minute},
+		{"the largest age", maxDelta, 0, 0, 0, -maxDelta, 0, 0, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := &entry{Kind: kindResponse, Status: 200}
-			e.setLifetimes(now, tt.fresh, tt.swr, tt.sie)
-			if !e.StoredAt.Equal(now) || !e.FreshUntil.Equal(now.Add(tt.wantFresh)) ||
+			e.setLifetimes(now, tt.age, tt.fresh, tt.swr, tt.sie)
+			if !e.StoredAt.Equal(now.Add(tt.wantStored)) || !e.FreshUntil.Equal(now.Add(tt.wantFresh)) ||
 				!e.SWRUntil.Equal(now.Add(tt.wantSWR)) || !e.StaleUntil.Equal(now.Add(tt.wantS)) {
 				t.Fatalf("times %v %v %v %v", e.StoredAt, e.FreshUntil, e.SWRUntil, e.StaleUntil)
 			}

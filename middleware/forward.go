@@ -74,7 +74,7 @@ func (c *Cache) forward(w http.ResponseWriter, r *http.Request, next http.Handle
 		return nil
 	}
 	if revalidate && res.status == http.StatusNotModified {
-		e, names, ok := c.revalidated(req, lk.e, res.header, now)
+		e, names, ok := c.revalidated(req, lk.e, res.header, start, now)
 		c.st.revalidated.Add(1)
 		if !ok {
 			c.serveEntry(w, r, e, now, c.cs.fwd(lk, http.StatusNotModified, false, false, ""))
@@ -89,8 +89,11 @@ func (c *Cache) forward(w http.ResponseWriter, r *http.Request, next http.Handle
 	var e *entry
 	var names []string
 	var reason string
-	if !failed {
-		e, names, reason = c.newEntry(r, res.status, res.header, res.body, now)
+	// A 5xx is stored only under WithServerErrors, and never in place of
+	// a stored response that is not one.
+	errorStorable := c.pol.ServerErrors && !hr.panicked && !hr.timedOut && (lk.e == nil || isError(lk.e.Status))
+	if !failed || errorStorable {
+		e, names, reason = c.newEntry(r, res.status, res.header, res.body, start, now)
 	}
 	dst := w.Header()
 	for k, v := range res.header {
@@ -101,7 +104,7 @@ func (c *Cache) forward(w http.ResponseWriter, r *http.Request, next http.Handle
 	if len(res.body) > 0 {
 		_, _ = w.Write(res.body)
 	}
-	if failed {
+	if failed && e == nil {
 		return outcomeFailed
 	}
 	if e == nil {
@@ -111,6 +114,7 @@ func (c *Cache) forward(w http.ResponseWriter, r *http.Request, next http.Handle
 		return nil
 	}
 	key, marker, out := c.keys(r, lk, e, names)
+	out.failed = failed // a stored 5xx answers followers, but is a failure
 	c.w.writeAsync(r.Context(), key, e, lk.primary, marker, lk.epoch)
 	return out
 }
@@ -126,7 +130,8 @@ type handlerRun struct {
 // run calls the handler, on this goroutine, or on its own one under a
 // deadline when WithHandlerTimeout is set and a stale copy could answer.
 // A panic is recovered only when a stale copy could answer
-// (http.ErrAbortHandler is always re-panicked).
+// (a value that is or wraps http.ErrAbortHandler is always re-panicked, see
+// [isAbort]).
 func (c *Cache) run(cw *capture, req *http.Request, next http.Handler, staleOK bool) handlerRun {
 	if c.o.handlerTimeout > 0 && staleOK && c.bg.start() {
 		return c.runTimed(cw, req, next)
@@ -134,7 +139,7 @@ func (c *Cache) run(cw *capture, req *http.Request, next http.Handler, staleOK b
 	var hr handlerRun
 	if staleOK {
 		hr.pv, hr.panicked = runRecovered(cw, req, next)
-		if hr.panicked && hr.pv == http.ErrAbortHandler {
+		if hr.panicked && isAbort(hr.pv) {
 			panic(hr.pv)
 		}
 	} else {
@@ -163,7 +168,7 @@ func (c *Cache) runTimed(cw *capture, req *http.Request, next http.Handler) hand
 	defer t.Stop()
 	select {
 	case hr := <-ch:
-		if hr.panicked && hr.pv == http.ErrAbortHandler {
+		if hr.panicked && isAbort(hr.pv) {
 			panic(hr.pv)
 		}
 		hr.res = cw.finish(false)
@@ -213,9 +218,10 @@ func (c *Cache) complete(h http.Header, r *http.Request, res captured, now time.
 	}
 }
 
-// newEntry builds the entry to store for a response, or returns nil and the
-// reason it may not be stored.
-func (c *Cache) newEntry(r *http.Request, status int, h http.Header, body []byte, now time.Time) (e *entry, names []string, reason string) {
+// newEntry builds the entry to store for a response to a request sent to
+// the handler at sent and answered at now, or returns nil and the reason it
+// may not be stored.
+func (c *Cache) newEntry(r *http.Request, status int, h http.Header, body []byte, sent, now time.Time) (e *entry, names []string, reason string) {
 	cc, hp, pol := c.responsePolicy(status, h, now)
 	ok, reason := storable(r, status, hp, cc, pol)
 	if !ok {
@@ -228,9 +234,9 @@ func (c *Cache) newEntry(r *http.Request, status int, h http.Header, body []byte
 	if star {
 		return nil, nil, "vary-star"
 	}
-	fresh, swr, sie := lifetimes(hp, cc, now, pol)
+	fresh, swr, sie, age := lifetimes(hp, cc, sent, now, pol)
 	e = &entry{Kind: kindResponse, Status: status, Header: storedHeader(h, cc), Body: body}
-	e.setLifetimes(now, fresh, swr, sie)
+	e.setLifetimes(now, age, fresh, swr, sie)
 	if c.w.ttl(e, now) <= 0 {
 		return nil, nil, "lifetime"
 	}

@@ -1,6 +1,7 @@
 package middleware
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -32,7 +33,8 @@ func TestCacheStorageRules(t *testing.T) {
 		{name: "private", status: 200, hdr: []string{"Cache-Control", "private, max-age=60"}, stored: false},
 		{name: "set-cookie", status: 200, hdr: []string{"Cache-Control", "max-age=60", "Set-Cookie", "a=b"}, stored: false},
 		{name: "vary star", status: 200, hdr: []string{"Cache-Control", "max-age=60", "Vary", "*"}, stored: false},
-		{name: "201 not storable", status: 201, hdr: []string{"Cache-Control", "max-age=60"}, stored: false},
+		{name: "201 with max-age", status: 201, hdr: []string{"Cache-Control", "max-age=60"}, stored: true},
+		{name: "201 without a lifetime not storable", opts: []Option{WithDefaultTTL(time.Minute)}, status: 201, stored: false},
 		{name: "500 not stored", status: 500, hdr: []string{"Cache-Control", "max-age=60"}, stored: false},
 		{name: "status outside WithStatuses", opts: []Option{WithStatuses(200)}, status: 404, hdr: []string{"Cache-Control", "max-age=60"}, stored: false},
 		{name: "authorization without public", status: 200, hdr: []string{"Cache-Control", "max-age=60"}, reqHdr: []string{"Authorization", "Bearer x"}, stored: false},
@@ -167,13 +169,21 @@ func TestCacheStaleIfError(t *testing.T) {
 
 func TestCachePanics(t *testing.T) {
 	tests := []struct {
-		name  string
-		stale bool
-		value any
+		name      string
+		stale     bool
+		timeout   bool // WithHandlerTimeout: the handler runs on its own goroutine
+		value     any
+		recovered bool // the cache answers with the stale copy instead
 	}{
 		{name: "no stale copy: re-panic", stale: false, value: "boom"},
 		{name: "abort handler with stale copy: re-panic", stale: true, value: http.ErrAbortHandler},
 		{name: "abort handler without stale copy: re-panic", stale: false, value: http.ErrAbortHandler},
+		// Recover re-panics a value that wraps http.ErrAbortHandler
+		// (errors.Is); the cache must follow the same rule, not identity.
+		{name: "wrapped abort handler with stale copy: re-panic", stale: true, value: fmt.Errorf("client gone: %w", http.ErrAbortHandler)},
+		{name: "joined abort handler with stale copy: re-panic", stale: true, value: errors.Join(errors.New("client gone"), http.ErrAbortHandler)},
+		{name: "wrapped abort handler with stale copy and timeout: re-panic", stale: true, timeout: true, value: fmt.Errorf("client gone: %w", http.ErrAbortHandler)},
+		{name: "other error with stale copy: stale answers", stale: true, value: errors.New("boom"), recovered: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -186,14 +196,25 @@ func TestCachePanics(t *testing.T) {
 				w.Header().Set("Cache-Control", "max-age=10")
 				fmt.Fprint(w, "good")
 			})
-			c := newTestCache(t, newMapStore(), WithClock(clk.Now))
+			opts := []Option{WithClock(clk.Now)}
+			if tt.timeout {
+				opts = append(opts, WithHandlerTimeout(time.Hour))
+			}
+			c := newTestCache(t, newMapStore(), opts...)
 			ch := c.Handler(h)
 			if tt.stale {
 				do(c, ch, "GET", "http://example.com/a")
 				clk.Add(time.Minute)
 			}
 			panicking.Store(true)
-			pv := catchPanic(func() { do(c, ch, "GET", "http://example.com/a") })
+			var w *httptest.ResponseRecorder
+			pv := catchPanic(func() { w = do(c, ch, "GET", "http://example.com/a") })
+			if tt.recovered {
+				if pv != nil || w.Body.String() != "good" {
+					t.Errorf("panic %v, body %q; want the stale copy", pv, w.Body.String())
+				}
+				return
+			}
 			if pv != tt.value {
 				t.Errorf("recovered %v, want %v", pv, tt.value)
 			}

@@ -1,4 +1,5 @@
-// Invalidation: unsafe requests (RFC 9111 §4.4) and Purge.
+// Invalidation: requests of methods not known to be safe (RFC 9111 §4.4)
+// and Purge.
 
 package middleware
 
@@ -13,14 +14,18 @@ import (
 )
 
 // serveOther passes a request of another method through; a successful
-// unsafe one invalidates what is stored for its URL and for its Location
-// and Content-Location on the same host (RFC 9111 §4.4).
+// (2xx, 3xx) one of a method not known to be safe (see [safeMethod]) —
+// POST, PUT, PATCH, DELETE, WebDAV's MKCOL, MOVE, PROPPATCH, ..., and any
+// method the cache does not know, such as PURGE or M-SEARCH — invalidates
+// what is stored for its URL and for its Location and Content-Location on
+// the same host (RFC 9111 §4.4).
 func (c *Cache) serveOther(w http.ResponseWriter, r *http.Request, next http.Handler) {
 	c.st.bypasses.Add(1)
 	w.Header()["Cache-Status"] = []string{c.cs.method}
-	switch r.Method {
-	case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
-	default: // OPTIONS, TRACE, CONNECT and unknown safe methods
+	if safeMethod(r.Method) || r.Method == http.MethodConnect {
+		// CONNECT is unsafe, but its target is an authority, never a URL
+		// the cache keys, and its handler needs the server's writer for
+		// the tunnel.
 		next.ServeHTTP(w, r)
 		return
 	}
@@ -34,6 +39,22 @@ func (c *Cache) serveOther(w http.ResponseWriter, r *http.Request, next http.Han
 		return
 	}
 	c.invalidate(r, w.Header())
+}
+
+// safeMethod reports whether method (case-sensitive, RFC 9110 §9.1) is
+// known to be safe: GET, HEAD, OPTIONS and TRACE (RFC 9110 §9.2.1), and the
+// other methods the IANA HTTP Method Registry marks safe: PROPFIND and
+// REPORT (WebDAV, RFC 4918 and RFC 3253), SEARCH (RFC 5323) and PRI (the
+// HTTP/2 connection preface, RFC 9113). Every other method, registered or
+// not, may change the resource, so a successful answer to it invalidates
+// (RFC 9111 §4.4: "including methods whose safety is unknown").
+func safeMethod(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace,
+		"PROPFIND", "REPORT", "SEARCH", "PRI":
+		return true
+	}
+	return false
 }
 
 // invalidate deletes the entries of r's URL and of the same-host URLs that

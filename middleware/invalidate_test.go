@@ -241,6 +241,21 @@ func TestCacheUnsafeInvalidates(t *testing.T) {
 		{name: "post location other host", method: "POST", status: 201, location: "http://other.example/items/7", wantCleared: []string{"/items"}},
 		{name: "post 500", method: "POST", status: 500},
 		{name: "options", method: "OPTIONS", status: 200},
+		// Methods not known to be safe invalidate like POST (RFC 9111 §4.4).
+		{name: "m-search 200", method: "M-SEARCH", status: 200, wantCleared: []string{"/items"}},
+		{name: "purge 200", method: "PURGE", status: 200, wantCleared: []string{"/items"}},
+		{name: "proppatch 207", method: "PROPPATCH", status: 207, wantCleared: []string{"/items"}},
+		{name: "mkcol 201 location", method: "MKCOL", status: 201, location: "/items/7", wantCleared: []string{"/items", "/items/7"}},
+		{name: "move 301", method: "MOVE", status: 301, wantCleared: []string{"/items"}},
+		{name: "lower-case get is another method", method: "get", status: 200, wantCleared: []string{"/items"}},
+		{name: "m-search 404", method: "M-SEARCH", status: 404},
+		{name: "purge 500", method: "PURGE", status: 500},
+		// Safe methods (RFC 9110 §9.2.1, the IANA registry's Safe column).
+		{name: "trace", method: "TRACE", status: 200},
+		{name: "propfind", method: "PROPFIND", status: 207},
+		{name: "report", method: "REPORT", status: 200},
+		{name: "search", method: "SEARCH", status: 200},
+		{name: "connect targets an authority, not a URL", method: "CONNECT", status: 200},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

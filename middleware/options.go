@@ -63,7 +63,8 @@ type options struct {
 	targeted  []string  // canonical targeted field names, highest precedence first
 	heuristic heuristic // off when Fraction is 0
 
-	err error // the first error an option met while applying
+	serverErrors bool  // WithServerErrors
+	err          error // the first error an option met while applying
 }
 
 const (
@@ -92,15 +93,12 @@ const (
 	DefaultRefreshTimeout = 30 * time.Second
 )
 
-// defaultStatuses are the statuses RFC 9110 §15.1 calls heuristically
-// cacheable, less 206 (ranges are not stored) and 308.
+// defaultStatuses are the statuses stored without an explicit lifetime (under
+// [WithDefaultTTL]) when [WithStatuses] is not given: those RFC 9110 §15.1
+// calls heuristically cacheable, less 206 (ranges are not stored) and 308.
 var defaultStatuses = [...]int{200, 203, 204, 300, 301, 404, 405, 410, 414, 501}
 
 func defaultOptions() options {
-	st := make(map[int]bool, len(defaultStatuses))
-	for _, s := range defaultStatuses {
-		st[s] = true
-	}
 	return options{
 		key:              DefaultKey,
 		name:             DefaultName,
@@ -108,7 +106,6 @@ func defaultOptions() options {
 		maxBody:          DefaultMaxBodyBytes,
 		maxKey:           DefaultMaxKeyBytes,
 		keyHeaders:       defaultKeyHeaderNames(),
-		statuses:         st,
 		coalesceWait:     DefaultCoalesceWait,
 		maxRefreshes:     DefaultMaxRefreshes,
 		maxPendingWrites: DefaultMaxPendingWrites,
@@ -252,15 +249,23 @@ func WithMaxBodyBytes(n int) Option { return cacheOption(func(o *options) { o.ma
 // longer material bypass the cache. Default: 8 KiB ([DefaultMaxKeyBytes]).
 func WithMaxKeyBytes(n int) Option { return cacheOption(func(o *options) { o.maxKey = n }) }
 
-// WithStatuses sets the response statuses that may be stored; statuses
-// outside 200..599 are an error. Default: 200, 203, 204, 300, 301, 404, 405,
-// 410, 414 and 501.
+// WithStatuses limits the response statuses that may be stored to those
+// listed; the other storage rules still apply: a listed status that RFC 9110
+// §15.1 does not call heuristically cacheable (such as 302) is stored only
+// with an explicit lifetime (max-age, s-maxage, Expires) or public, and a
+// 5xx but 501 only under [WithServerErrors]. A status the cache never
+// stores (1xx, 206, 304, and any status it does not understand, such as
+// 299 or 207) is an error. Default: no list. Any final status the cache
+// understands (RFC 9110 §15's, and 428, 429, 431, 451, 511) may then be
+// stored with an explicit lifetime or public (RFC 9111 §3), 5xx but 501
+// aside; without one, under [WithDefaultTTL], only 200, 203, 204, 300,
+// 301, 404, 405, 410, 414 and 501.
 func WithStatuses(statuses ...int) Option {
 	statuses = slices.Clone(statuses)
 	return cacheOption(func(o *options) {
 		m := make(map[int]bool, len(statuses))
 		for _, s := range statuses {
-			if s < 200 || s > 599 || s == http.StatusNotModified {
+			if neverStored(s) {
 				if o.err == nil {
 					o.err = fmt.Errorf("status %d cannot be stored", s)
 				}
@@ -409,4 +414,17 @@ func validTargeted(names []string) []error {
 // when fraction is not 0 (a day is a common cap). Default: off.
 func WithHeuristicFreshness(fraction float64, limit time.Duration) Option {
 	return cacheOption(func(o *options) { o.heuristic = heuristic{Fraction: fraction, Max: limit} })
+}
+
+// WithServerErrors lets the cache store 5xx responses (other than 501,
+// which is an answer, not a failure, and stored like a 404) when they state
+// an explicit lifetime (max-age, s-maxage, Expires) and pass every other
+// rule; a stale copy still answers for such a response when one exists
+// within its stale-if-error window, and a 5xx never replaces a stored
+// response that is not one (one a background refresh or revalidation
+// could still use). Storing them lets a failing handler's own "retry in 10
+// s" answer absorb the load of a retry storm. Default: false, 5xx responses
+// are never stored.
+func WithServerErrors(store bool) Option {
+	return cacheOption(func(o *options) { o.serverErrors = store })
 }

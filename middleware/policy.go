@@ -14,7 +14,8 @@ import (
 type policy struct {
 	DefaultTTL   time.Duration    // freshness for responses that state none; 0: not stored
 	StaleIfError time.Duration    // stale-if-error window when the response names none (default 24 h)
-	Statuses     map[int]bool     // statuses stored (default [defaultStatuses]); nil: those [heuristicallyCacheable] accepts
+	Statuses     map[int]bool     // the only statuses stored ([WithStatuses]); nil: no such list (see [heuristicStatus])
+	ServerErrors bool             // 5xx but 501 with an explicit lifetime may be stored ([WithServerErrors])
 	Shared       bool             // a shared cache: honour s-maxage, proxy-revalidate and private (always true here)
 	Now          func() time.Time // the clock storable reads (Expires without Date, Age); nil: time.Now
 }
@@ -22,7 +23,7 @@ type policy struct {
 // heuristicallyCacheable reports whether RFC 9110 §15.1 lets a cache assign
 // status a heuristic freshness lifetime. 206 is left out: this cache does not
 // combine partial content. 308 is in, although [defaultStatuses] (the
-// default of policy.Statuses) leaves it out.
+// statuses stored under a heuristic lifetime by default) leaves it out.
 func heuristicallyCacheable(status int) bool {
 	switch status {
 	case 200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501:
@@ -38,12 +39,18 @@ func heuristicallyCacheable(status int) bool {
 //   - "method": only GET is stored (a HEAD is answered from a GET's entry,
 //     but its response is never stored);
 //   - "request-no-store": the request said no-store;
-//   - "status": the status is not in p.Statuses, is 1xx, 206 or 304 (never
-//     stored whatever p says), or is not heuristically cacheable and the
-//     response gives no explicit lifetime (max-age, s-maxage, Expires) nor
-//     public: p.DefaultTTL is a heuristic, which RFC 9111 §4.2.2 allows only
-//     for those statuses;
-//   - "no-store", "private" (unqualified; only when p.Shared), "set-cookie"
+//   - "status": the status is 1xx, 206, 304 or one the cache does not
+//     understand (never stored whatever p says, see [neverStored]); or
+//     p.Statuses is set and does not list it; or it is a 5xx but 501 and
+//     p.ServerErrors is off or the response gives no explicit lifetime
+//     (max-age, s-maxage, Expires); or the response gives no explicit
+//     lifetime nor public and the status may not be stored under a
+//     heuristic lifetime (p.DefaultTTL, RFC 9111 §4.2.2; see
+//     [heuristicStatus]). With an explicit lifetime or public, any other
+//     status may be stored (RFC 9111 §3): 302, 303, 307, 4xx, ...;
+//   - "no-store", unless the response also has must-understand (RFC 9111
+//     §5.2.2.3: its status is understood, so no-store is ignored);
+//   - "private" (unqualified; only when p.Shared), "set-cookie"
 //     (any Set-Cookie line, even one a qualified no-cache or private names),
 //     "vary-star" (Vary: * or a Vary that cannot be parsed);
 //   - "authorization": the request has Authorization (only when p.Shared)
@@ -74,13 +81,13 @@ func storable(req *http.Request, status int, h http.Header, cc cacheControl, p p
 	}
 	explicit := cc.HasMaxAge || p.Shared && cc.HasSMaxAge || len(fieldLines(h, "Expires")) > 0
 	switch {
-	case status < 200 || status == http.StatusPartialContent || status == http.StatusNotModified:
+	case neverStored(status), p.Statuses != nil && !p.Statuses[status]:
 		return false, "status"
-	case p.Statuses == nil && !heuristicallyCacheable(status), p.Statuses != nil && !p.Statuses[status]:
+	case isError(status) && !(p.ServerErrors && explicit):
 		return false, "status"
-	case !heuristicallyCacheable(status) && !explicit && !cc.Public:
+	case !explicit && !cc.Public && !heuristicStatus(status, p):
 		return false, "status"
-	case cc.NoStore:
+	case cc.NoStore && !mustUnderstand(h):
 		return false, "no-store"
 	case p.Shared && cc.Private:
 		return false, "private"
@@ -101,7 +108,8 @@ func storable(req *http.Request, status int, h http.Header, cc cacheControl, p p
 	if p.Now != nil {
 		now = p.Now
 	}
-	fresh, swr, sie := lifetimes(h, cc, now(), p)
+	at := now()
+	fresh, swr, sie, _ := lifetimes(h, cc, at, at, p)
 	if fresh > 0 {
 		return true, ""
 	}
@@ -115,16 +123,19 @@ func storable(req *http.Request, status int, h http.Header, cc cacheControl, p p
 }
 
 // lifetimes computes an entry's windows, as durations from now, for a
-// response received at now (see [entry.setLifetimes]):
+// response to a request sent at sent and received at now (see
+// [entry.setLifetimes]), and the response's corrected initial age (see
+// [initialAge]):
 //
 // The freshness lifetime comes from s-maxage (when p.Shared), then max-age,
-// then Expires minus Date (Date defaulting to now; an Expires that does not
-// parse, such as "0", or more than one Expires line, means already expired),
+// then Expires minus Date (Date defaulting to now; an Expires that is not an
+// HTTP-date, such as "0" or "Thu, 18 Aug 2050 2:01:18 GMT", or more than one
+// Expires line, means already expired: RFC 9111 §5.3),
 // then p.DefaultTTL. fresh is that lifetime minus the response's age when
-// received, the larger of its Age header and now minus its Date (RFC 9111
-// §4.2.3; zero for a response the handler generated now), and never
-// negative. The stale windows count from the end of the lifetime, so an age
-// beyond it shortens them too.
+// received ([initialAge], RFC 9111 §4.2.3: the larger of now minus its Date
+// and its Age plus the response delay; an invalid Age makes it stale), and
+// never negative. The stale windows count from the end of the lifetime, so
+// an age beyond it shortens them too.
 //
 // swr is stale-while-revalidate (0 when absent). sie is stale-if-error when
 // present; otherwise p.StaleIfError, except for a response with s-maxage
@@ -136,9 +147,9 @@ func storable(req *http.Request, status int, h http.Header, cc cacheControl, p p
 // on errors (RFC 9111 §5.2.2.2: "MUST NOT ignore"). no-cache makes all three
 // 0: the entry must be revalidated before each use, and RFC 9111 §4.2.4
 // forbids generating a stale response against it.
-func lifetimes(h http.Header, cc cacheControl, now time.Time, p policy) (fresh, swr, sie time.Duration) {
+func lifetimes(h http.Header, cc cacheControl, sent, now time.Time, p policy) (fresh, swr, sie, age time.Duration) {
 	if cc.NoCache {
-		return 0, 0, 0
+		return 0, 0, 0, initialAge(h, sent, now, 0)
 	}
 	var lifetime time.Duration
 	switch {
@@ -153,10 +164,10 @@ func lifetimes(h http.Header, cc cacheControl, now time.Time, p policy) (fresh, 
 			lifetime = min(max(p.DefaultTTL, 0), maxDelta)
 		}
 	}
-	age := responseAge(h, now)
+	age = initialAge(h, sent, now, lifetime)
 	fresh = max(lifetime-age, 0)
 	if cc.MustRevalidate || p.Shared && cc.ProxyRevalidate {
-		return fresh, 0, 0
+		return fresh, 0, 0, age
 	}
 	if cc.HasStaleWhileRevalidate {
 		swr = cc.StaleWhileRevalidate
@@ -168,17 +179,18 @@ func lifetimes(h http.Header, cc cacheControl, now time.Time, p policy) (fresh, 
 		sie = min(max(p.StaleIfError, 0), maxDelta)
 	}
 	overshoot := max(age-lifetime, 0)
-	return fresh, max(swr-overshoot, 0), max(sie-overshoot, 0)
+	return fresh, max(swr-overshoot, 0), max(sie-overshoot, 0), age
 }
 
-// expiresLifetime is Expires minus Date (or now), never negative; 0 for more
-// than one Expires line or one that does not parse.
+// expiresLifetime is Expires minus Date (or now), never negative; 0 (already
+// expired, RFC 9111 §5.3) for more than one Expires line or one that is not
+// an HTTP-date as [parseHTTPDate] reads it.
 func expiresLifetime(expires []string, h http.Header, now time.Time) time.Duration {
 	if len(expires) != 1 {
 		return 0
 	}
-	exp, err := http.ParseTime(expires[0])
-	if err != nil {
+	exp, ok := parseHTTPDate(trimOWS(expires[0]), now)
+	if !ok {
 		return 0
 	}
 	base := now
@@ -186,19 +198,6 @@ func expiresLifetime(expires []string, h http.Header, now time.Time) time.Durati
 		base = date
 	}
 	return clampDuration(exp.Sub(base))
-}
-
-// responseAge is the age of a response received at now: the larger of its
-// Age header (ignored when not delta-seconds) and now minus its Date.
-func responseAge(h http.Header, now time.Time) time.Duration {
-	var age time.Duration
-	if lines := fieldLines(h, "Age"); len(lines) > 0 {
-		age = deltaSeconds(trimOWS(lines[0]), true)
-	}
-	if date, ok := headerTime(h, "Date"); ok {
-		age = max(age, clampDuration(now.Sub(date)))
-	}
-	return age
 }
 
 // headerTime parses the single line of an HTTP-date field.

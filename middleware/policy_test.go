@@ -3,6 +3,7 @@ package middleware
 import (
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"testing"
 	"time"
 )
@@ -83,8 +84,9 @@ func TestStorable(t *testing.T) {
 		{"X-Forwarded-For", get("X-Forwarded-For", "10.0.0.1"), 200, http.Header{"Cache-Control": {"max-age=60"}}, p, ""},
 		{"Authorization in a private cache", get("Authorization", "Bearer x"), 200, http.Header{"Cache-Control": {"max-age=60"}}, notShared, ""},
 		{"status 404 default", get(), 404, http.Header{}, p, ""},
-		{"status 308 default", get(), 308, http.Header{}, p, ""},
-		{"status 302 default", get(), 302, http.Header{"Cache-Control": {"max-age=60"}}, p, "status"},
+		{"status 308 default heuristic", get(), 308, http.Header{}, p, "status"},
+		{"status 308 with max-age", get(), 308, http.Header{"Cache-Control": {"max-age=60"}}, p, ""},
+		{"status 302 with max-age", get(), 302, http.Header{"Cache-Control": {"max-age=60"}}, p, ""},
 		{"status 500 default", get(), 500, http.Header{"Cache-Control": {"max-age=60"}}, p, "status"},
 		{"status 201 default", get(), 201, http.Header{}, p, "status"},
 		{"status 200 not configured", get(), 404, http.Header{}, withStatuses, "status"},
@@ -119,12 +121,17 @@ func TestStorable(t *testing.T) {
 	}
 }
 
+// TestStorableNilStatuses checks the statuses stored under a heuristic
+// lifetime when no list is set: the defaults, each heuristically cacheable.
 func TestStorableNilStatuses(t *testing.T) {
 	p := policy{DefaultTTL: time.Minute, Shared: true}
 	for status := 100; status < 600; status++ {
 		ok, _ := storable(httptest.NewRequest(http.MethodGet, "/", nil), status, http.Header{}, cacheControl{}, p)
-		if ok != heuristicallyCacheable(status) {
-			t.Errorf("status %d: storable = %v", status, ok)
+		if want := slices.Contains(defaultStatuses[:], status); ok != want {
+			t.Errorf("status %d: storable = %v, want %v", status, ok, want)
+		}
+		if ok && !heuristicallyCacheable(status) {
+			t.Errorf("status %d is stored under a heuristic lifetime", status)
 		}
 	}
 }
@@ -170,7 +177,8 @@ func TestLifetimes(t *testing.T) {
 		{"Age shortens freshness", http.Header{"Cache-Control": {"max-age=60, stale-while-revalidate=30"}, "Age": {"20"}}, p, 40 * s, 30 * s, day},
 		{"Age beyond freshness shortens stale windows", http.Header{"Cache-Control": {"max-age=60, stale-while-revalidate=30, stale-if-error=100"}, "Age": {"80"}}, p, 0, 10 * s, 80 * s},
 		{"Age beyond everything", http.Header{"Cache-Control": {"max-age=60, stale-while-revalidate=30, stale-if-error=100"}, "Age": {"1000"}}, p, 0, 0, 0},
-		{"invalid Age ignored", http.Header{"Cache-Control": {"max-age=60"}, "Age": {"-5"}}, p, 60 * s, 0, day},
+		{"invalid Age makes it stale", http.Header{"Cache-Control": {"max-age=60"}, "Age": {"-5"}}, p, 0, 0, day},
+		{"Age list: first member", http.Header{"Cache-Control": {"max-age=60"}, "Age": {"20, 0"}}, p, 40 * s, 0, day},
 		{"old Date is age", http.Header{"Cache-Control": {"max-age=60"}, "Date": {rfc1123(now.Add(-50 * s))}}, p, 10 * s, 0, day},
 		{"future Date is no age", http.Header{"Cache-Control": {"max-age=60"}, "Date": {rfc1123(now.Add(50 * s))}}, p, 60 * s, 0, day},
 		{"Date ages the default TTL too", http.Header{"Date": {rfc1123(now.Add(-time.Minute))}}, p, 4 * time.Minute, 0, day},
@@ -178,7 +186,7 @@ func TestLifetimes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fresh, swr, sie := lifetimes(tt.h, parseCacheControl(tt.h), now, tt.p)
+			fresh, swr, sie, _ := lifetimes(tt.h, parseCacheControl(tt.h), now, now, tt.p)
 			if fresh != tt.fresh || swr != tt.swr || sie != tt.sie {
 				t.Errorf("lifetimes = %v, %v, %v; want %v, %v, %v", fresh, swr, sie, tt.fresh, tt.swr, tt.sie)
 			}

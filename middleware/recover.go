@@ -213,7 +213,7 @@ func (c *recoverConfig) serve(next http.Handler, w http.ResponseWriter, r *http.
 			rw.finish()
 			return
 		}
-		if err, ok := p.(error); ok && errors.Is(err, http.ErrAbortHandler) {
+		if isAbort(p) {
 			panic(p)
 		}
 		if ok, suppressed := c.panicLog.allow(time.Now()); ok {
@@ -235,6 +235,16 @@ func (c *recoverConfig) serve(next http.Handler, w http.ResponseWriter, r *http.
 		h = hijackWriter{rw}
 	}
 	next.ServeHTTP(h, r)
+}
+
+// isAbort reports whether the panic value pv is, or wraps,
+// [http.ErrAbortHandler] (errors.Is): a handler's way to abort the response,
+// which net/http handles by closing the connection without logging. Recover
+// and the cache both pass such a panic on unchanged; it is never answered,
+// logged as a failure or replaced by a stale copy.
+func isAbort(pv any) bool {
+	err, ok := pv.(error)
+	return ok && errors.Is(err, http.ErrAbortHandler)
 }
 
 // writePanic answers a panic before anything was sent.

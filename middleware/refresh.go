@@ -131,8 +131,9 @@ func (c *Cache) refresh(req *http.Request, next http.Handler, lk *lookup, id uin
 		c.bg.done()
 	}()
 	cw := newCapture(&discard{}, c.o.maxBody)
+	sent := c.now()
 	if pv, panicked := runRecovered(cw, req, next); panicked {
-		if pv != http.ErrAbortHandler {
+		if !isAbort(pv) {
 			c.log.warn(warnPanic, "failsoft: handler panicked in a background refresh; the stale entry stays",
 				"path", req.URL.Path, "panic", pv)
 		}
@@ -149,7 +150,7 @@ func (c *Cache) refresh(req *http.Request, next http.Handler, lk *lookup, id uin
 		}
 		return
 	case revalidate && res.status == http.StatusNotModified:
-		e, names, ok := c.revalidated(req, lk.e, res.header, now)
+		e, names, ok := c.revalidated(req, lk.e, res.header, sent, now)
 		c.st.revalidated.Add(1)
 		if ok {
 			key, marker, _ := c.keys(req, lk, e, names)
@@ -158,7 +159,7 @@ func (c *Cache) refresh(req *http.Request, next http.Handler, lk *lookup, id uin
 		return
 	}
 	c.complete(res.header, req, res, now)
-	if e, names, _ := c.newEntry(req, res.status, res.header, res.body, now); e != nil {
+	if e, names, _ := c.newEntry(req, res.status, res.header, res.body, sent, now); e != nil {
 		key, marker, _ := c.keys(req, lk, e, names)
 		c.w.save(ctx, key, e, lk.primary, marker, lk.epoch)
 	}

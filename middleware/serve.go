@@ -199,7 +199,9 @@ func (c *Cache) read(ctx context.Context, key string) (*entry, error) {
 }
 
 // serveEntry answers from a stored entry: its status, header fields and
-// body as the handler wrote them, plus Age and Cache-Status; a 304 when the
+// body as the handler wrote them, plus Cache-Status and Age (replacing the
+// handler's: the time since e.StoredAt, which is the corrected initial age
+// of RFC 9111 §4.2.3 plus the time stored, in seconds, at most 2^31); a 304 when the
 // request's validators match; no body for HEAD.
 //
 // e is read-only and may be shared (see [Cache.get]), so the writer's
@@ -210,7 +212,7 @@ func (c *Cache) read(ctx context.Context, key string) (*entry, error) {
 // does not modify (or retain) it.
 func (c *Cache) serveEntry(w http.ResponseWriter, r *http.Request, e *entry, now time.Time, cs string) {
 	dst := w.Header()
-	age := strconv.FormatInt(int64(max(now.Sub(e.StoredAt)/time.Second, 0)), 10)
+	age := strconv.FormatInt(int64(min(max(now.Sub(e.StoredAt), 0), maxDelta)/time.Second), 10)
 	if e.Status == http.StatusOK && notModified(r.Header, e.Header) {
 		vals := make([]string, 0, 2+len(notModifiedHeaders))
 		for _, k := range notModifiedHeaders {
