@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,6 +10,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/failsoft/failsoft/examples/internal/redisproc"
 )
 
 // phaseSpec is one step of the drill: a name and how long it lasts.
@@ -145,12 +146,12 @@ func run(ctx context.Context, cfg config, out io.Writer) (*result, error) {
 		}
 		fmt.Fprintf(out, "%.1fs\n", time.Since(start).Seconds())
 	}
-	rs, err := startRedis(cfg.redisServer, tmp)
+	rs, err := redisproc.Start(cfg.redisServer, tmp)
 	if err != nil {
 		return nil, err
 	}
-	defer rs.stop()
-	app, err := startApp(ctx, bin, tmp, appEnv(cfg, rs.addr()))
+	defer rs.Stop()
+	app, err := startApp(ctx, bin, tmp, appEnv(cfg, rs.Addr()))
 	if err != nil {
 		return nil, err
 	}
@@ -161,7 +162,7 @@ func run(ctx context.Context, cfg config, out io.Writer) (*result, error) {
 		mode = "off"
 	}
 	fmt.Fprintf(out, "redis-server %s (%s), app %s, FAILSOFT=%s, PRIMARY_LATENCY=%v, %d clients over %d keys\n",
-		rs.addr(), rs.version, app.addr, mode, cfg.latency, cfg.clients, cfg.keys)
+		rs.Addr(), rs.Version(), app.addr, mode, cfg.latency, cfg.clients, cfg.keys)
 	fmt.Fprintf(out, "machine: %d CPUs, load average %s\n", runtime.NumCPU(), loadAvg())
 
 	transport := &http.Transport{
@@ -174,7 +175,7 @@ func run(ctx context.Context, cfg config, out io.Writer) (*result, error) {
 	client := &http.Client{Transport: transport, Timeout: cfg.timeout}
 	base := "http://" + app.addr
 
-	watch := newKeyWatcher(rs.addr(), cfg.keys)
+	watch := newKeyWatcher(rs.Addr(), cfg.keys)
 	defer watch.close()
 
 	// The counter before any load: the steady phase starts with the load.
@@ -194,10 +195,10 @@ func run(ctx context.Context, cfg config, out io.Writer) (*result, error) {
 	ld := startLoad(loadCtx, client, base, cfg, t0)
 
 	faults := map[string]func() error{
-		phasePaused:    rs.pause,
-		phaseResumed:   rs.resume,
-		phaseKilled:    rs.kill,
-		phaseRestarted: rs.restart,
+		phasePaused:    rs.Pause,
+		phaseResumed:   rs.Resume,
+		phaseKilled:    rs.Kill,
+		phaseRestarted: rs.Restart,
 	}
 	if cfg.control {
 		clear(faults) // the same phases with Redis untouched
@@ -277,9 +278,6 @@ func appEnv(cfg config, redisAddr string) []string {
 		"LOG_LEVEL=info",
 	)
 }
-
-// errNoRedis is returned when no redis-server binary can be found.
-var errNoRedis = errors.New("redis-server not found: set FAILSOFT_REDIS_SERVER or put redis-server on PATH")
 
 // loadAvg returns the 1, 5 and 15 minute load averages (Linux), which say
 // how much else competed with the drill for the CPUs, or "unknown".

@@ -1,7 +1,11 @@
-package main
+// Package redisproc runs a redis-server process of the examples' own on a
+// free loopback port, with persistence off, for the outage drill (which
+// pauses, resumes, kills and restarts it) and the hit benchmark.
+package redisproc
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -14,10 +18,10 @@ import (
 	"time"
 )
 
-// redisServer is the drill's own redis-server process on a loopback port,
-// which it pauses, resumes, kills and restarts empty (on the same port).
-// Its methods are called from the drill's goroutine only, except stop.
-type redisServer struct {
+// Server is a redis-server process on a loopback port, which its owner may
+// pause, resume, kill and restart empty (on the same port). Its methods are
+// called from one goroutine, except Stop, which is safe to call from any.
+type Server struct {
 	bin     string
 	dir     string
 	port    int
@@ -28,10 +32,10 @@ type redisServer struct {
 	done chan struct{} // closed when cmd has been waited for
 }
 
-// findRedis returns the redis-server binary to run: bin if set, else
+// Find returns the redis-server binary to run: bin if set, else
 // $FAILSOFT_REDIS_SERVER, else redis-server on $PATH (as internal/redistest
 // finds it).
-func findRedis(bin string) (string, error) {
+func Find(bin string) (string, error) {
 	if bin != "" {
 		return bin, nil
 	}
@@ -40,15 +44,15 @@ func findRedis(bin string) (string, error) {
 	}
 	p, err := exec.LookPath("redis-server")
 	if err != nil {
-		return "", errNoRedis
+		return "", ErrNoRedis
 	}
 	return p, nil
 }
 
-// startRedis starts a redis-server on a free loopback port with persistence
+// Start starts a redis-server on a free loopback port with persistence
 // off, keeping its files and log in dir.
-func startRedis(bin, dir string) (*redisServer, error) {
-	bin, err := findRedis(bin)
+func Start(bin, dir string) (*Server, error) {
+	bin, err := Find(bin)
 	if err != nil {
 		return nil, err
 	}
@@ -56,7 +60,7 @@ func startRedis(bin, dir string) (*redisServer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s --version: %w", bin, err)
 	}
-	s := &redisServer{bin: bin, dir: dir, version: versionOf(string(out))}
+	s := &Server{bin: bin, dir: dir, version: versionOf(string(out))}
 	for attempt := 0; attempt < 5; attempt++ {
 		if s.port, err = freePort(); err != nil {
 			continue
@@ -88,9 +92,10 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-func (s *redisServer) addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
+// Addr returns the server's host:port.
+func (s *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
 
-func (s *redisServer) start() error {
+func (s *Server) start() error {
 	cmd := exec.Command(s.bin,
 		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", s.dir,
@@ -110,7 +115,7 @@ func (s *redisServer) start() error {
 		cmd.Wait() // a killed server's exit status is expected
 		logf.Close()
 	}()
-	if err := waitPong(s.addr(), 5*time.Second); err != nil {
+	if err := waitPong(s.Addr(), 5*time.Second); err != nil {
 		cmd.Process.Kill()
 		<-done
 		return err
@@ -156,42 +161,42 @@ func ping(addr string) error {
 	return nil
 }
 
-func (s *redisServer) signal(sig syscall.Signal) error {
+func (s *Server) signal(sig syscall.Signal) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cmd == nil {
-		return fmt.Errorf("redis-server on %s is not running", s.addr())
+		return fmt.Errorf("redis-server on %s is not running", s.Addr())
 	}
 	return s.cmd.Process.Signal(sig)
 }
 
-// pause stops the process with SIGSTOP: connections stay open, nothing
+// Pause stops the process with SIGSTOP: connections stay open, nothing
 // answers.
-func (s *redisServer) pause() error { return s.signal(syscall.SIGSTOP) }
+func (s *Server) Pause() error { return s.signal(syscall.SIGSTOP) }
 
-// resume continues a paused process with SIGCONT.
-func (s *redisServer) resume() error { return s.signal(syscall.SIGCONT) }
+// Resume continues a paused process with SIGCONT.
+func (s *Server) Resume() error { return s.signal(syscall.SIGCONT) }
 
-// kill kills the process with SIGKILL and waits until its port refuses
+// Kill kills the process with SIGKILL and waits until its port refuses
 // connections.
-func (s *redisServer) kill() error {
-	s.stop()
+func (s *Server) Kill() error {
+	s.Stop()
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
-		c, err := net.DialTimeout("tcp", s.addr(), 100*time.Millisecond)
+		c, err := net.DialTimeout("tcp", s.Addr(), 100*time.Millisecond)
 		if err != nil {
 			return nil
 		}
 		c.Close()
 		time.Sleep(5 * time.Millisecond)
 	}
-	return fmt.Errorf("%s still accepts connections after SIGKILL", s.addr())
+	return fmt.Errorf("%s still accepts connections after SIGKILL", s.Addr())
 }
 
-// restart starts a new, empty server on the same port, retrying for a while
+// Restart starts a new, empty server on the same port, retrying for a while
 // in case the port is briefly held.
-func (s *redisServer) restart() error {
-	if err := s.kill(); err != nil {
+func (s *Server) Restart() error {
+	if err := s.Kill(); err != nil {
 		return err
 	}
 	deadline := time.Now().Add(10 * time.Second)
@@ -201,15 +206,15 @@ func (s *redisServer) restart() error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("restart redis-server on %s: %w", s.addr(), err)
+			return fmt.Errorf("restart redis-server on %s: %w", s.Addr(), err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 }
 
-// stop kills the process (resuming it first if paused) and waits for it.
+// Stop kills the process (resuming it first if paused) and waits for it.
 // It is safe to call more than once.
-func (s *redisServer) stop() {
+func (s *Server) Stop() {
 	s.mu.Lock()
 	cmd, done := s.cmd, s.done
 	s.cmd, s.done = nil, nil
@@ -220,3 +225,9 @@ func (s *redisServer) stop() {
 		<-done
 	}
 }
+
+// Version returns the server's version, as "redis 7.0.15".
+func (s *Server) Version() string { return s.version }
+
+// ErrNoRedis is returned when no redis-server binary can be found.
+var ErrNoRedis = errors.New("redis-server not found: set FAILSOFT_REDIS_SERVER or put redis-server on PATH")

@@ -1,0 +1,104 @@
+// Command hitbench measures failsoft's hit paths against their physical
+// limits, side by side in one run (issue 12): over real TCP on loopback, it
+// serves
+//
+//	a. a bare handler writing the same bytes as the cached answer;
+//	b. a bare handler doing one go-redis GET and writing the value;
+//	c. failsoft.New(rdb, failsoft.WithDefaultTTL(time.Minute)).Then(h): an
+//	   in-process hit on one warm key;
+//	d. the same with failsoft.WithMemory(0): a hit served from Redis;
+//
+// and loads each in turn, in several alternating rounds, with a closed loop
+// of keep-alive connections from a net/http client in the same process. It
+// prints requests/s, p50 and p99 per app (medians over the rounds) and the
+// ratios c/a and d/b against the issue's goal of 0.92. It starts its own
+// redis-server on a free loopback port and sends traffic to 127.0.0.1 only.
+//
+//	go run ./examples/hitbench [-conns 32] [-duration 5s] [-rounds 3] [-body 1024]
+//	                           [-cpuprofile cpu.out] [-memprofile mem.out]
+//
+// With -cpuprofile or -memprofile, one more run of app c, as long as a
+// round, is profiled after the measured rounds: the CPU profile covers that
+// run only; the allocation profile is written twice, mem.out.base before
+// that run and mem.out after, so that
+// "go tool pprof -sample_index=alloc_space -diff_base mem.out.base mem.out"
+// shows that run's allocations only. Both include the load generator.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime"
+	"time"
+)
+
+// config is hitbench's settings (see the flags).
+type config struct {
+	conns       int
+	duration    time.Duration
+	rounds      int
+	bodySize    int
+	redisServer string
+	cpuProfile  string
+	memProfile  string
+}
+
+func defaultConfig() config {
+	return config{conns: 32, duration: 5 * time.Second, rounds: 3, bodySize: 1024}
+}
+
+func main() {
+	cfg := defaultConfig()
+	fs := flag.NewFlagSet("hitbench", flag.ExitOnError)
+	fs.IntVar(&cfg.conns, "conns", cfg.conns, "concurrent keep-alive connections (closed loop)")
+	fs.DurationVar(&cfg.duration, "duration", cfg.duration, "duration of each app's run in each round")
+	fs.IntVar(&cfg.rounds, "rounds", cfg.rounds, "alternating rounds; the report shows medians over them")
+	fs.IntVar(&cfg.bodySize, "body", cfg.bodySize, "size of the JSON answer in bytes")
+	fs.StringVar(&cfg.redisServer, "redis-server", "", "redis-server binary (default: $FAILSOFT_REDIS_SERVER, else redis-server on $PATH)")
+	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of one more run of app c (in-process hit) to this file")
+	fs.StringVar(&cfg.memProfile, "memprofile", "", "write allocation profiles around one more run of app c to this file (and .base)")
+	fs.Parse(os.Args[1:])
+	if cfg.conns < 1 || cfg.rounds < 1 || cfg.duration <= 0 {
+		fmt.Fprintln(os.Stderr, "hitbench: -conns and -rounds must be at least 1, -duration positive")
+		os.Exit(2)
+	}
+	if cfg.memProfile != "" {
+		runtime.MemProfileRate = 64 << 10 // finer than the default 512 KiB: a hit allocates little
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if _, err := run(ctx, cfg, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "hitbench:", err)
+		stop()
+		os.Exit(1)
+	}
+}
+
+// result is a run's measurements: per app, one round per measured round.
+type result struct {
+	apps   []string // "a. bare handler, same bytes", ...
+	rounds [][]round
+	// ratios are c/a and d/b of the median requests/s.
+	inProcess, redisHit float64
+}
+
+// goal is the issue's bar for both ratios.
+const goal = 0.92
+
+// loadAvg returns the 1, 5 and 15 minute load averages (Linux), or
+// "unknown".
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	var a, b5, c string
+	if n, _ := fmt.Sscan(string(b), &a, &b5, &c); n != 3 {
+		return "unknown"
+	}
+	return a + " " + b5 + " " + c
+}

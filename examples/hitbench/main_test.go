@@ -1,0 +1,99 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/failsoft/failsoft/internal/redistest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// TestHitbenchSmoke runs hitbench with tiny rounds and checks that it
+// measures and reports all four apps, each answering only what it should.
+// Throughput is printed, not checked: on a shared two-core machine it
+// measures the machine as much as failsoft.
+func TestHitbenchSmoke(t *testing.T) {
+	cfg := defaultConfig()
+	cfg.redisServer = redistest.Binary(t)
+	cfg.conns, cfg.duration, cfg.rounds = 4, 200*time.Millisecond, 2
+	dir := t.TempDir()
+	cfg.cpuProfile, cfg.memProfile = filepath.Join(dir, "cpu.out"), filepath.Join(dir, "mem.out")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	var out bytes.Buffer
+	res, err := run(ctx, cfg, &out)
+	t.Logf("hitbench output:\n%s", out.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	wantApps := []string{"a. bare handler", "b. bare handler, one go-redis GET", "c. failsoft, in-process hit", "d. failsoft, Redis hit"}
+	if len(res.apps) != len(wantApps) {
+		t.Fatalf("apps %q, want %d", res.apps, len(wantApps))
+	}
+	for i, want := range wantApps {
+		name := res.apps[i]
+		if !strings.HasPrefix(name, want) {
+			t.Errorf("app %d is %q, want %q...", i, name, want)
+		}
+		if !strings.Contains(out.String(), name) {
+			t.Errorf("report has no row for %q", name)
+		}
+		if got := len(res.rounds[i]); got != cfg.rounds {
+			t.Errorf("%s: %d rounds, want %d", name, got, cfg.rounds)
+		}
+		for j, r := range res.rounds[i] {
+			if r.requests == 0 || r.rps() <= 0 || r.p50 <= 0 || r.p99 < r.p50 {
+				t.Errorf("%s round %d: %d requests, %.0f/s, p50 %v, p99 %v", name, j+1, r.requests, r.rps(), r.p50, r.p99)
+			}
+			if r.failed != 0 {
+				t.Errorf("%s round %d: %d of %d requests failed", name, j+1, r.failed, r.requests)
+			}
+			// A Redis hit past the op timeout on an overloaded machine is
+			// a miss: only the in-process hits are certain.
+			if r.notHit != 0 && i == 2 {
+				t.Errorf("%s round %d: %d of %d answers were not hits", name, j+1, r.notHit, r.requests)
+			}
+		}
+	}
+	// Only b and d ask Redis: b once per request, d at most once (less
+	// when the breaker opened on an overloaded machine); the in-process
+	// tier of c may be refreshed now and then, never per request.
+	for i, want := range []struct{ lo, hi float64 }{{0, 0.01}, {0.9, 1.1}, {0, 0.1}, {0.01, 1.1}} {
+		got := median(res.rounds[i], func(r round) float64 { return r.redisCmds })
+		if got < want.lo || got > want.hi {
+			t.Errorf("%s: %.3f Redis commands per request, want within [%v, %v]", res.apps[i], got, want.lo, want.hi)
+		}
+	}
+	for name, r := range map[string]float64{"c/a": res.inProcess, "d/b": res.redisHit} {
+		if !(r > 0) || math.IsInf(r, 0) {
+			t.Errorf("ratio %s = %v, want a positive number", name, r)
+		}
+		if !strings.Contains(out.String(), name) {
+			t.Errorf("report has no ratio %s", name)
+		}
+	}
+	for _, f := range []string{cfg.cpuProfile, cfg.memProfile, cfg.memProfile + ".base"} {
+		if !fileNonEmpty(t, f) {
+			t.Errorf("profile %s not written", f)
+		}
+	}
+}
+
+func fileNonEmpty(t *testing.T, path string) bool {
+	t.Helper()
+	fi, err := os.Stat(path)
+	return err == nil && fi.Size() > 0
+}

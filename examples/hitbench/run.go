@@ -1,0 +1,265 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/failsoft/failsoft/examples/internal/redisproc"
+)
+
+// run starts redis-server and the four apps, measures them in alternating
+// rounds, prints the report to out and stops everything it started.
+func run(ctx context.Context, cfg config, out io.Writer) (*result, error) {
+	body, err := jsonBody(cfg.bodySize)
+	if err != nil {
+		return nil, err
+	}
+	tmp, err := os.MkdirTemp("", "failsoft-hitbench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	rs, err := redisproc.Start(cfg.redisServer, tmp)
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Stop()
+	admin := redis.NewClient(&redis.Options{Addr: rs.Addr(), DisableIdentity: true})
+	defer admin.Close()
+
+	// One transport for every app: connections are reused, never pooled
+	// away, and bodies are not decompressed.
+	transport := &http.Transport{
+		MaxIdleConns:        4*cfg.conns + 4,
+		MaxIdleConnsPerHost: cfg.conns + 1,
+		DisableCompression:  true,
+		Proxy:               nil, // loopback only, never through a proxy
+	}
+	defer transport.CloseIdleConnections()
+	client := &http.Client{Transport: transport, Timeout: 10 * time.Second}
+
+	fmt.Fprintf(out, "hitbench: %d keep-alive connections, closed loop, %v per app per round, %d alternating rounds, one warm key, %d-byte JSON answer\n",
+		cfg.conns, cfg.duration, cfg.rounds, len(body))
+	fmt.Fprintf(out, "machine: %d CPUs, GOMAXPROCS %d, load average at start %s; %s %s/%s; %s at %s\n",
+		runtime.NumCPU(), runtime.GOMAXPROCS(0), loadAvg(), runtime.Version(), runtime.GOOS, runtime.GOARCH, rs.Version(), rs.Addr())
+	fmt.Fprintf(out, "note: the load generator (a net/http client in this process), the servers and redis-server share these %d CPUs;\n"+
+		"      the client's own cost is in every figure, so ratios understate the servers' differences.\n", runtime.NumCPU())
+
+	apps, err := startApps(ctx, rs.Addr(), body, client)
+	defer func() {
+		for _, a := range apps {
+			a.close()
+		}
+	}()
+	if err != nil {
+		return nil, err
+	}
+
+	res := &result{rounds: make([][]round, len(apps))}
+	for _, a := range apps {
+		res.apps = append(res.apps, a.id+". "+a.name)
+	}
+	// A short unmeasured run of each app first: connections opened, pools
+	// and caches sized, the heap grown.
+	for _, a := range apps {
+		load(ctx, client, a.url, cfg.conns, min(cfg.duration/5, time.Second), int64(len(body)), a.isHit)
+	}
+	for r := range cfg.rounds {
+		fmt.Fprintf(out, "round %d:", r+1)
+		for j := range apps { // each round starts with the next app: no app always runs first
+			i := (r + j) % len(apps)
+			a := apps[i]
+			cmds0 := redisCommands(ctx, admin)
+			rd := load(ctx, client, a.url, cfg.conns, cfg.duration, int64(len(body)), a.isHit)
+			if rd.requests > 0 {
+				rd.redisCmds = float64(redisCommands(ctx, admin)-cmds0-1) / float64(rd.requests) // -1: the INFO itself
+			}
+			res.rounds[i] = append(res.rounds[i], rd)
+			fmt.Fprintf(out, "  %s %s/s", a.id, thousands(rd.rps()))
+			if err := ctx.Err(); err != nil {
+				fmt.Fprintln(out)
+				return nil, err
+			}
+		}
+		fmt.Fprintln(out)
+	}
+	report(out, res)
+
+	if cfg.cpuProfile != "" || cfg.memProfile != "" {
+		if err := profile(ctx, cfg, client, apps[2], int64(len(body)), out); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// redisCommands returns redis-server's total_commands_processed, or 0 when
+// INFO fails.
+func redisCommands(ctx context.Context, rdb *redis.Client) int64 {
+	s, err := rdb.Info(ctx, "stats").Result()
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(s) {
+		if v, ok := strings.CutPrefix(line, "total_commands_processed:"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+// median returns the median of the rounds by f (the upper one of two).
+func median(rs []round, f func(round) float64) float64 {
+	if len(rs) == 0 {
+		return 0
+	}
+	v := make([]float64, len(rs))
+	for i, r := range rs {
+		v[i] = f(r)
+	}
+	slices.Sort(v)
+	return v[len(v)/2]
+}
+
+// report prints the medians per app and the ratios, and fills res's ratios.
+func report(out io.Writer, res *result) {
+	rps := func(r round) float64 { return r.rps() }
+	fmt.Fprintln(out)
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	width := 0
+	for _, name := range res.apps {
+		width = max(width, len(name))
+	}
+	fmt.Fprintf(tw, "%-*s\trequests/s\tp50\tp99\tallocs/req\tredis cmds/req\tfailed\tnot hit\t\n", width, "app")
+	for i, name := range res.apps {
+		rs := res.rounds[i]
+		var failed, notHit int
+		for _, r := range rs {
+			failed += r.failed
+			notHit += r.notHit
+		}
+		fmt.Fprintf(tw, "%-*s\t%s\t%s\t%s\t%.1f\t%.2f\t%d\t%d\t\n", width, name,
+			thousands(median(rs, rps)),
+			micros(median(rs, func(r round) float64 { return float64(r.p50) })),
+			micros(median(rs, func(r round) float64 { return float64(r.p99) })),
+			median(rs, func(r round) float64 { return r.allocs }),
+			median(rs, func(r round) float64 { return r.redisCmds }),
+			failed, notHit)
+	}
+	tw.Flush()
+	fmt.Fprintln(out, "(medians over the rounds; allocs/req counts client and server; failed and not hit are totals)")
+
+	ratio := func(num, den int) float64 {
+		d := median(res.rounds[den], rps)
+		if d == 0 {
+			return 0
+		}
+		return median(res.rounds[num], rps) / d
+	}
+	res.inProcess, res.redisHit = ratio(2, 0), ratio(3, 1)
+	// A failsoft app whose answers were not all hits (a Redis op past the
+	// op timeout on an overloaded machine is a miss, and then the breaker
+	// opens) did not measure its hit path: its ratio says nothing.
+	clean := func(i int) bool {
+		for _, r := range res.rounds[i] {
+			if r.failed > 0 || r.notHit > 0 {
+				return false
+			}
+		}
+		return true
+	}
+	verdict := func(r float64, i int) string {
+		if !clean(i) {
+			return "INVALID: not every answer was a hit"
+		}
+		if r >= goal {
+			return "met"
+		}
+		return "NOT met"
+	}
+	perRound := func(num, den int) string {
+		var parts []string
+		for r := range min(len(res.rounds[num]), len(res.rounds[den])) {
+			if d := res.rounds[den][r].rps(); d > 0 {
+				parts = append(parts, strconv.FormatFloat(res.rounds[num][r].rps()/d, 'f', 3, 64))
+			}
+		}
+		return strings.Join(parts, " ")
+	}
+	fmt.Fprintln(out)
+	fmt.Fprintf(out, "c/a  in-process hit vs bare handler:      %.3f  (goal >= %.2f: %s; per round: %s)\n",
+		res.inProcess, goal, verdict(res.inProcess, 2), perRound(2, 0))
+	fmt.Fprintf(out, "d/b  Redis hit vs bare go-redis GET:      %.3f  (goal >= %.2f: %s; per round: %s)\n",
+		res.redisHit, goal, verdict(res.redisHit, 3), perRound(3, 1))
+	fmt.Fprintf(out, "load average at the end: %s\n", loadAvg())
+}
+
+// profile runs app c once more for cfg.duration with the CPU profile on
+// and the allocation profile written before and after.
+func profile(ctx context.Context, cfg config, client *http.Client, a *app, bodyLen int64, out io.Writer) error {
+	if cfg.memProfile != "" {
+		if err := writeHeap(cfg.memProfile + ".base"); err != nil {
+			return err
+		}
+	}
+	if cfg.cpuProfile != "" {
+		f, err := os.Create(cfg.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+	}
+	rd := load(ctx, client, a.url, cfg.conns, cfg.duration, bodyLen, a.isHit)
+	if cfg.cpuProfile != "" {
+		pprof.StopCPUProfile()
+	}
+	if cfg.memProfile != "" {
+		if err := writeHeap(cfg.memProfile); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(out, "\nprofiled one more run of %s. %s: %s requests/s (profiling on)\n", a.id, a.name, thousands(rd.rps()))
+	return nil
+}
+
+func writeHeap(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// thousands formats v rounded, with commas: 58,989.
+func thousands(v float64) string {
+	s := strconv.FormatInt(int64(v+0.5), 10)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
+
+// micros formats nanoseconds as microseconds: "412µs".
+func micros(ns float64) string {
+	return strconv.FormatFloat(ns/1e3, 'f', 0, 64) + "µs"
+}
