@@ -13,7 +13,10 @@ import (
 // last Write or deadline change) is bounded as a whole.
 func TestBoundedConnTrickle(t *testing.T) {
 	const bound = 50 * time.Millisecond
-	const slack = 100 * time.Millisecond
+	// An unbounded trickle never times out: each byte comes within 5 ms, so
+	// the read loop below runs until its 10 s cap without an error. A bounded
+	// one ends after about bound; 2 s tells the two apart on a loaded runner.
+	const limit = 2 * time.Second
 	tests := []struct {
 		name  string
 		start func(c net.Conn) // begins the exchange
@@ -49,7 +52,7 @@ func TestBoundedConnTrickle(t *testing.T) {
 			start := time.Now()
 			buf := make([]byte, 1)
 			var err error
-			for err == nil && time.Since(start) < time.Second {
+			for err == nil && time.Since(start) < 10*time.Second {
 				_, err = c.Read(buf)
 			}
 			took := time.Since(start)
@@ -57,8 +60,8 @@ func TestBoundedConnTrickle(t *testing.T) {
 			if !errors.As(err, &nerr) || !nerr.Timeout() {
 				t.Fatalf("trickled reply: %v after %v, want a timeout", err, took)
 			}
-			if took > bound+slack {
-				t.Errorf("trickled reply read for %v, want at most %v", took, bound)
+			if took > limit {
+				t.Errorf("trickled reply read for %v, want about %v (at most %v)", took, bound, limit)
 			}
 		})
 	}
@@ -66,15 +69,26 @@ func TestBoundedConnTrickle(t *testing.T) {
 		a, b := net.Pipe()
 		defer a.Close()
 		defer b.Close()
+		// Each exchange must finish within its own bound, so the bound is
+		// long enough here that a loaded runner cannot stall one exchange
+		// past it, and the reply is already waiting (the peer blocks in
+		// Write during the idle time) when the exchange starts.
+		const bound = 250 * time.Millisecond
 		c := bindConn(a, bound)
 		for i := range 3 {
+			wrote := make(chan error, 1)
+			go func() { _, err := b.Write([]byte("ok")); wrote <- err }()
+			// Idle between commands, longer than the bound: a bound counted
+			// from an earlier exchange would cut this one at once.
+			time.Sleep(bound)
 			c.SetReadDeadline(time.Now().Add(time.Hour))
-			go b.Write([]byte("ok"))
 			buf := make([]byte, 2)
 			if _, err := io.ReadFull(c, buf); err != nil {
 				t.Fatalf("exchange %d: %v", i, err)
 			}
-			time.Sleep(bound) // idle between commands, longer than the bound
+			if err := <-wrote; err != nil {
+				t.Fatalf("exchange %d: peer write: %v", i, err)
+			}
 		}
 	})
 }

@@ -272,7 +272,10 @@ func TestClusterPausedShardBound(t *testing.T) {
 		if !store.IsUnavailable(err) {
 			t.Fatalf("Get on the paused shard: %v, want an outage", err)
 		}
-		if took > store.DefaultOpTimeout+100*time.Millisecond {
+		// Bounded, it takes about the op timeout; unbounded, it waits out
+		// go-redis' 3 s read timeout on the paused node. 2 s tells the two
+		// apart on a loaded runner.
+		if took > 2*time.Second {
 			t.Errorf("Get on the paused shard took %v, bound %v", took, store.DefaultOpTimeout)
 		}
 	}

@@ -22,26 +22,30 @@ import (
 // through a Toxiproxy proxy in front of a real redis-server, and injects one
 // network fault per case. For each it asserts:
 //   - every request answers 200 (the handler or a cached copy can always
-//     answer) within the op timeout plus the handler's time plus slack, or
-//     two op timeouts for the legacy handler, which makes two Redis calls;
+//     answer) within faultBounded, far below the wait on go-redis' 3 s read
+//     timeout that each fault would cause without the library's bounds;
 //   - the breaker trips;
 //   - once the fault is removed, a request is answered from Redis again (a
 //     Cache-Status hit on a cache that has no in-process tier, and the
-//     legacy handler's "source":"cache") within the open period plus one
-//     probe.
+//     legacy handler's "source":"cache") within the open period plus
+//     faultBounded, far below a breaker that kept to its 5 s default.
 func TestFaultProxy(t *testing.T) {
 	const handlerTime = 20 * time.Millisecond
-	// 2 KiB values make every legacy GET reply slow under the trickle
-	// toxics, so that successes do not keep resetting the breaker's count.
-	legacyValue := strings.Repeat("v", 2048)
+	// 4 KiB values make every legacy GET reply slow under the trickle
+	// toxics, so that successes do not keep resetting the breaker's count,
+	// and longer than go-redis' 3 s read timeout to read whole (4 s at
+	// 1 KB/s), so that an unbounded read is told from a bounded one.
+	legacyValue := strings.Repeat("v", 4096)
 	tests := []struct {
 		name   string
 		typ    string
 		stream string
 		attrs  map[string]any
 	}{
-		// Every reply arrives 400 ms late: 4 op timeouts.
-		{"latency", "latency", "downstream", map[string]any{"latency": 400}},
+		// Every reply arrives 5 s late: an unbounded call waits out
+		// go-redis' 3 s read timeout (it was 400 ms, too close to the
+		// bound a loaded runner needs to tell the two apart).
+		{"latency", "latency", "downstream", map[string]any{"latency": 5000}},
 		// Commands vanish; the connection stays open and nothing answers.
 		{"blackhole", "timeout", "upstream", map[string]any{"timeout": 0}},
 		// The connection is reset (RST, unsent data discarded) as the
@@ -103,8 +107,8 @@ func TestFaultProxy(t *testing.T) {
 
 			proxy.add("fault", tt.typ, tt.stream, tt.attrs)
 			faultStart := time.Now()
-			stackLimit := faultOpTimeout + handlerTime + faultSlack
-			legacyLimit := 2*faultOpTimeout + handlerTime + faultSlack
+			stackLimit := faultBounded  // bounded: an op timeout plus handlerTime
+			legacyLimit := faultBounded // bounded: two op timeouts plus handlerTime
 			var (
 				mu                     sync.Mutex
 				slowStack, slowLegacy  time.Duration
@@ -155,7 +159,10 @@ func TestFaultProxy(t *testing.T) {
 			}
 
 			proxy.remove("fault")
-			recoverLimit := faultOpenPeriod + faultOpTimeout + faultSlack
+			// Bounded: the open period plus one probe (an op timeout at
+			// most), more when the first probe meets a connection the fault
+			// broke.
+			recoverLimit := faultOpenPeriod + faultBounded
 			var stackBack, legacyBack time.Duration
 			stackBack = faultWaitFor(t, 5*time.Second, "a Redis hit after the fault", func() bool {
 				w, _ := faultGet(probe, cachedURL)
@@ -166,7 +173,7 @@ func TestFaultProxy(t *testing.T) {
 				return w.Code == http.StatusOK && faultSource(t, w) == "cache"
 			}) + stackBack
 			if stackBack > recoverLimit {
-				t.Errorf("Redis used again %v after %s ended, limit %v (open period + one probe + slack)", stackBack, tt.name, recoverLimit)
+				t.Errorf("Redis used again %v after %s ended, limit %v (open period + faultBounded)", stackBack, tt.name, recoverLimit)
 			}
 			if legacyBack > recoverLimit {
 				t.Errorf("legacy handler read Redis again %v after %s ended, limit %v", legacyBack, tt.name, recoverLimit)

@@ -83,8 +83,8 @@ func TestFaultTLS(t *testing.T) {
 			start := time.Now()
 			err := g.Set(ctx, "tls:"+tt.name, []byte("v"), time.Minute)
 			took := time.Since(start)
-			if took > faultOpTimeout+faultSlack {
-				t.Errorf("Set took %v, limit %v", took, faultOpTimeout+faultSlack)
+			if took > faultBounded { // the plain-text client would wait its 3 s read timeout
+				t.Errorf("Set took %v, limit %v", took, faultBounded)
 			}
 			if !tt.works {
 				if err == nil {
@@ -132,8 +132,8 @@ func TestFaultTLS(t *testing.T) {
 			if w.Code != http.StatusOK || faultSource(t, w) != want {
 				t.Fatalf("request %d over TLS: %d %s, want source %s", i, w.Code, w.Body, want)
 			}
-			if took > 2*faultOpTimeout+faultSlack {
-				t.Errorf("request %d took %v", i, took)
+			if took > faultBounded {
+				t.Errorf("request %d took %v, limit %v", i, took, faultBounded)
 			}
 		}
 		if hook.Dropped() != 0 || st.guard.Stats().Failures != 0 {
@@ -147,8 +147,8 @@ func TestFaultTLS(t *testing.T) {
 			if w.Code != http.StatusOK {
 				t.Errorf("request %d with the TLS server paused: %d", i, w.Code)
 			}
-			if took > 2*faultOpTimeout+faultSlack {
-				t.Errorf("request %d with the TLS server paused took %v", i, took)
+			if took > faultBounded { // unbounded: go-redis' 3 s read timeout
+				t.Errorf("request %d with the TLS server paused took %v, limit %v", i, took, faultBounded)
 			}
 		}
 		if s := st.guard.State(); s != store.StateOpen {
