@@ -26,6 +26,13 @@ type lookup struct {
 	detail   string // Cache-Status detail of a failed lookup
 }
 
+// setMaterial sets the lookup's key material as a string, once.
+func (lk *lookup) setMaterial(material []byte) {
+	if lk.material == "" {
+		lk.material = string(material)
+	}
+}
+
 // serve is the cache's ServeHTTP.
 func (c *Cache) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
 	if c.closed.Load() {
@@ -56,8 +63,9 @@ func (c *Cache) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 		c.bypass(w, r, next, c.cs.noKey)
 		return
 	}
-	material := c.keyMaterial(r)
-	if material == "" {
+	var kbuf [256]byte // the key material of most requests, built without allocating
+	material, ok := c.appendKeyMaterial(kbuf[:0], r)
+	if !ok {
 		c.bypass(w, r, next, c.cs.noKey)
 		return
 	}
@@ -87,6 +95,7 @@ func (c *Cache) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 			if c.log.debugOn(r.Context()) {
 				c.log.DebugContext(r.Context(), "failsoft: stale served, refreshing", "path", r.URL.Path)
 			}
+			lk.setMaterial(material)
 			c.startRefresh(r, next, &lk)
 			return
 		case now.Before(e.FreshUntil):
@@ -95,6 +104,7 @@ func (c *Cache) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 			lk.fwd = "stale"
 		}
 	}
+	lk.setMaterial(material)
 	if reqCC.OnlyIfCached {
 		c.st.misses.Add(1)
 		w.Header()["Cache-Status"] = []string{c.cs.onlyIfCached}
@@ -127,14 +137,17 @@ func (c *Cache) bypass(w http.ResponseWriter, r *http.Request, next http.Handler
 	next.ServeHTTP(w, r)
 }
 
-// lookup reads the entry for material, following a Vary marker.
-func (c *Cache) lookup(r *http.Request, material string) lookup {
-	lk := lookup{material: material, primary: hashKey(material)}
+// lookup reads the entry for material, following a Vary marker. The
+// lookup's material is set only when a Vary marker needed it: the caller
+// sets it ([lookup.setMaterial]) where the request goes on past a hit.
+func (c *Cache) lookup(r *http.Request, material []byte) lookup {
+	lk := lookup{primary: hashKeyBytes(material)}
 	lk.key = lk.primary
 	lk.e, lk.fwd, lk.detail = c.get(r.Context(), lk.primary)
 	if lk.e != nil && lk.e.Kind == kindVary {
 		lk.marker = lk.e
-		lk.key = variantKey(material, lk.marker.Nonce, lk.marker.VaryHeaders, r)
+		lk.setMaterial(material)
+		lk.key = variantKey(lk.material, lk.marker.Nonce, lk.marker.VaryHeaders, r)
 		lk.e, lk.fwd, lk.detail = c.get(r.Context(), lk.key)
 		if lk.fwd == "uri-miss" {
 			lk.fwd = "vary-miss"
