@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -51,6 +52,14 @@ type entry struct {
 	// Vary marker fields (kindVary).
 	VaryHeaders []string // canonical header names, sorted, deduplicated
 	Nonce       uint64
+
+	// kept marks an entry that a store keeps decoded and shares between
+	// requests ([entryDecoder]): worth remembering hit values in.
+	kept bool
+	// hit is the Age and Cache-Status a fresh hit on a kept entry was last
+	// served with (see [cacheStatus.hitFields]); the only field of an
+	// entry that changes once it is built.
+	hit atomic.Pointer[hitMemo]
 }
 
 // setLifetimes sets e's times for a response stored at now, age old when
@@ -229,6 +238,7 @@ func (d entryDecoder) Decode(b []byte) (any, int, error) {
 	if err != nil {
 		return nil, 0, err
 	}
+	e.kept = true
 	return e, e.decodedWeight(), nil
 }
 

@@ -84,7 +84,8 @@ func (c *Cache) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 			}
 		case now.Before(e.FreshUntil) && acceptable(reqCC, e, now):
 			c.st.hits.Add(1)
-			c.serveEntry(w, r, e, now, c.cs.hit(e, now, ""))
+			age, cs := c.cs.hitFields(e, now)
+			c.writeEntry(w, r, e, age, cs)
 			if c.log.debugOn(r.Context()) {
 				c.log.DebugContext(r.Context(), "failsoft: cache hit", "path", r.URL.Path)
 			}
@@ -223,9 +224,20 @@ func (c *Cache) read(ctx context.Context, key string) (*entry, error) {
 // them in place. The body
 // goes to w.Write as it is stored, under io.Writer's contract that Write
 // does not modify (or retain) it.
+//
+// Why copies: the values are the shared entry's, and an assigned slice of
+// full capacity (len == cap) is safe against append (which copies) but not
+// against a write by index (h[k][0] = v) in a writer wrapped around the
+// cache, which would change the entry for every later request. One
+// allocation per hit keeps the entry out of reach; the Age and
+// Cache-Status strings themselves are shared (strings are immutable).
 func (c *Cache) serveEntry(w http.ResponseWriter, r *http.Request, e *entry, now time.Time, cs string) {
+	c.writeEntry(w, r, e, strconv.FormatInt(entryAge(e, now), 10), cs)
+}
+
+// writeEntry is [Cache.serveEntry] with the Age value given.
+func (c *Cache) writeEntry(w http.ResponseWriter, r *http.Request, e *entry, age, cs string) {
 	dst := w.Header()
-	age := strconv.FormatInt(int64(min(max(now.Sub(e.StoredAt), 0), maxDelta)/time.Second), 10)
 	if e.Status == http.StatusOK && notModified(r.Header, e.Header) {
 		vals := make([]string, 0, 2+len(notModifiedHeaders))
 		for _, k := range notModifiedHeaders {
