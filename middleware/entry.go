@@ -197,10 +197,17 @@ func decodeEntry(b []byte, maxBody int) (*entry, error) {
 		return nil, fmt.Errorf("%w: version %d, want %d", errBadEntry, v, entryVersion)
 	}
 	d := decoder{b: b, off: len(entryMagic) + 2}
-	e := &entry{Kind: entryKind(b[len(entryMagic)+1])}
+	var e *entry
+	var inline []string // room for the header values in e's allocation
+	if kind := entryKind(b[len(entryMagic)+1]); kind == kindResponse {
+		ev := &entryValues{entry: entry{Kind: kind}}
+		e, inline = &ev.entry, ev.values[:]
+	} else {
+		e = &entry{Kind: kind}
+	}
 	switch e.Kind {
 	case kindResponse:
-		d.response(e, maxBody)
+		d.response(e, maxBody, inline)
 	case kindVary:
 		d.vary(e)
 	default:
@@ -221,6 +228,17 @@ func decodeEntry(b []byte, maxBody int) (*entry, error) {
 	}
 	e.StoredAt, e.FreshUntil, e.SWRUntil, e.StaleUntil = fromUnixNano(ns[0]), fromUnixNano(ns[1]), fromUnixNano(ns[2]), fromUnixNano(ns[3])
 	return e, nil
+}
+
+// inlineValues is how many header values a decoded response entry holds in
+// its own allocation ([entryValues]); more take a slice of their own.
+const inlineValues = 8
+
+// entryValues is a decoded response entry with room for its header values,
+// so that most decodes allocate one object for both.
+type entryValues struct {
+	entry
+	values [inlineValues]string
 }
 
 // entryDecoder is the [decoded.Decoder] of entries, for stores that keep
@@ -248,11 +266,19 @@ func (d entryDecoder) Decode(b []byte) (any, int, error) {
 func (e *entry) decodedWeight() int {
 	const mapSlot = 48 // a map slot and its share of the map's overhead
 	w := int(unsafe.Sizeof(*e)) + mapSlot
+	values := 0
 	for name, vs := range e.Header {
+		values += len(vs)
 		w += mapSlot + len(name) + len(vs)*int(unsafe.Sizeof(""))
 		for _, v := range vs {
 			w += len(name) + len(v) // the shared section repeats the name on every line
 		}
+	}
+	if e.Kind == kindResponse {
+		// Decoded responses come with room for inlineValues values, and
+		// may keep a hitMemo with its two strings (Age and Cache-Status).
+		w += max(inlineValues-values, 0) * int(unsafe.Sizeof(""))
+		w += int(unsafe.Sizeof(hitMemo{})) + 16 + 64
 	}
 	for _, n := range e.VaryHeaders {
 		w += int(unsafe.Sizeof("")) + len(n)
@@ -330,10 +356,11 @@ func (d *decoder) bytes() []byte {
 // response decodes the fields of a kindResponse entry into e.
 //
 // Header strings come from one string conversion of the whole header
-// section, the values of all names share one []string, and the map is made
-// once with its final size: a decode costs a constant number of allocations
-// whatever the number of lines.
-func (d *decoder) response(e *entry, maxBody int) {
+// section, the values of all names share one []string (inline, when there
+// are at most len(inline) values), and the map is made once with its final
+// size: a decode costs a constant number of allocations whatever the
+// number of lines.
+func (d *decoder) response(e *entry, maxBody int, inline []string) {
 	if len(d.b)-d.off < 2 {
 		d.fail("truncated status")
 		return
@@ -383,7 +410,10 @@ func (d *decoder) response(e *entry, maxBody int) {
 	e.Header = make(http.Header, names)
 	if lines > 0 {
 		section := string(d.b[start:end])
-		values := make([]string, lines)
+		values := inline[:min(lines, len(inline))]
+		if lines > len(inline) {
+			values = make([]string, lines)
+		}
 		d.off = start
 		first, runName := 0, ""
 		for i := range lines {
