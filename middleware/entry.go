@@ -198,20 +198,14 @@ func decodeEntry(b []byte, maxBody int) (*entry, error) {
 	}
 	d := decoder{b: b, off: len(entryMagic) + 2}
 	var e *entry
-	var inline []string // room for the header values in e's allocation
-	if kind := entryKind(b[len(entryMagic)+1]); kind == kindResponse {
-		ev := &entryValues{entry: entry{Kind: kind}}
-		e, inline = &ev.entry, ev.values[:]
-	} else {
-		e = &entry{Kind: kind}
-	}
-	switch e.Kind {
+	switch kind := entryKind(b[len(entryMagic)+1]); kind {
 	case kindResponse:
-		d.response(e, maxBody, inline)
+		e = d.response(maxBody)
 	case kindVary:
+		e = &entry{Kind: kind}
 		d.vary(e)
 	default:
-		return nil, fmt.Errorf("%w: kind %d", errBadEntry, e.Kind)
+		return nil, fmt.Errorf("%w: kind %d", errBadEntry, kind)
 	}
 	var ns [4]int64
 	for i := range ns {
@@ -353,22 +347,24 @@ func (d *decoder) bytes() []byte {
 	return s
 }
 
-// response decodes the fields of a kindResponse entry into e.
+// response decodes the fields of a kindResponse entry into a new entry,
+// which it allocates only once the header section and the body length
+// are valid (nil when they are not).
 //
 // Header strings come from one string conversion of the whole header
-// section, the values of all names share one []string (inline, when there
-// are at most len(inline) values), and the map is made once with its final
-// size: a decode costs a constant number of allocations whatever the
-// number of lines.
-func (d *decoder) response(e *entry, maxBody int, inline []string) {
+// section, the values of all names share one []string (in the entry's
+// allocation when there are at most [inlineValues]), and the map is made
+// once with its final size: a decode costs a constant number of
+// allocations whatever the number of lines.
+func (d *decoder) response(maxBody int) *entry {
 	if len(d.b)-d.off < 2 {
 		d.fail("truncated status")
-		return
+		return nil
 	}
-	e.Status = int(binary.BigEndian.Uint16(d.b[d.off:]))
-	if e.Status < 100 || e.Status > 999 {
+	status := int(binary.BigEndian.Uint16(d.b[d.off:]))
+	if status < 100 || status > 999 {
 		d.fail("status out of range")
-		return
+		return nil
 	}
 	d.off += 2
 	lines := d.length(maxHeaders)
@@ -378,7 +374,7 @@ func (d *decoder) response(e *entry, maxBody int, inline []string) {
 		d.fail("header lines exceed the input")
 	}
 	if d.err != nil {
-		return
+		return nil
 	}
 
 	// First pass: validate the section, count distinct names (lines are
@@ -390,28 +386,35 @@ func (d *decoder) response(e *entry, maxBody int, inline []string) {
 		name := d.bytes()
 		d.bytes()
 		if d.err != nil {
-			return
+			return nil
 		}
 		switch c := bytes.Compare(prev, name); {
 		case len(name) == 0:
 			d.fail("empty header name")
-			return
+			return nil
 		case i > 0 && c > 0:
 			d.fail("header lines not sorted")
-			return
+			return nil
 		case i == 0 || c < 0:
 			names++
 		}
 		prev = name
 	}
 	end := d.off
+	n := d.length(maxBody)
+	if d.err != nil {
+		return nil
+	}
+	bodyEnd := d.off + n
 
 	// Second pass over the validated section: no checks can fail.
+	ev := &entryValues{entry: entry{Kind: kindResponse, Status: status}}
+	e := &ev.entry
 	e.Header = make(http.Header, names)
 	if lines > 0 {
 		section := string(d.b[start:end])
-		values := inline[:min(lines, len(inline))]
-		if lines > len(inline) {
+		values := ev.values[:min(lines, inlineValues)]
+		if lines > inlineValues {
 			values = make([]string, lines)
 		}
 		d.off = start
@@ -428,14 +431,11 @@ func (d *decoder) response(e *entry, maxBody int, inline []string) {
 		e.Header[runName] = values[first:lines:lines]
 	}
 
-	n := d.length(maxBody)
-	if d.err != nil {
-		return
-	}
 	if n > 0 {
-		e.Body = d.b[d.off : d.off+n : d.off+n]
+		e.Body = d.b[bodyEnd-n : bodyEnd : bodyEnd]
 	}
-	d.off += n
+	d.off = bodyEnd
+	return e
 }
 
 // sectionString reads a length-prefixed string that a first pass
