@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/failsoft/failsoft/store"
 )
@@ -192,5 +193,57 @@ func TestCacheSharedNotModified(t *testing.T) {
 	}
 	if w := do(c, h, "GET", "http://example.com/a"); w.Code != 200 || w.Body.String() != "body" || w.Header().Get("Etag") != `"e"` {
 		t.Errorf("after 304s: %d %q %v", w.Code, w.Body, w.Header())
+	}
+}
+
+// TestCacheSharedHitFields checks the Age and Cache-Status of hits on a
+// shared entry, which remembers the last ones it was served with: each hit
+// gets the values of its own instant, across whole seconds of age and of
+// ttl, and two caches of different names over one store each get their
+// own name.
+func TestCacheSharedHitFields(t *testing.T) {
+	m := newSharedMemory(t)
+	clock := newTestClock()
+	a := newTestCache(t, m, WithName("a"), WithClock(clock.Now))
+	b := newTestCache(t, m, WithName("b"), WithClock(clock.Now))
+	origin := newOrigin(200, "body", "Cache-Control", "max-age=60")
+	ha, hb := a.Handler(origin), b.Handler(origin)
+	do(a, ha, "GET", "http://example.com/a") // stored at the clock's start
+	start := clock.Now()
+	tests := []struct {
+		at        time.Duration
+		age, name string
+		ttl       string
+	}{
+		{0, "0", "a", "60"},
+		{0, "0", "b", "60"},
+		{300 * time.Millisecond, "0", "a", "60"},
+		{499 * time.Millisecond, "0", "a", "60"},
+		{500 * time.Millisecond, "0", "a", "60"}, // ttl rounds to the nearest second, half away from zero
+		{501 * time.Millisecond, "0", "a", "59"},
+		{999 * time.Millisecond, "0", "b", "59"},
+		{time.Second, "1", "b", "59"},
+		{time.Second, "1", "a", "59"},
+		{1500 * time.Millisecond, "1", "a", "59"},
+		{1501 * time.Millisecond, "1", "a", "58"},
+		{59400 * time.Millisecond, "59", "a", "1"},
+		{59600 * time.Millisecond, "59", "b", "0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name+"@"+tt.at.String(), func(t *testing.T) {
+			clock.Add(start.Add(tt.at).Sub(clock.Now()))
+			c, h := a, ha
+			if tt.name == "b" {
+				c, h = b, hb
+			}
+			w := do(c, h, "GET", "http://example.com/a")
+			want := tt.name + "; hit; ttl=" + tt.ttl
+			if got := w.Header().Values("Cache-Status"); len(got) != 1 || got[0] != want {
+				t.Errorf("Cache-Status %q, want %q", got, want)
+			}
+			if got := w.Header().Values("Age"); len(got) != 1 || got[0] != tt.age {
+				t.Errorf("Age %q, want %q", got, tt.age)
+			}
+		})
 	}
 }

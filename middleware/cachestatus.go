@@ -36,10 +36,42 @@ func newCacheStatus(name string) cacheStatus {
 // to the handler: "hit", the remaining freshness (negative when stale) and
 // a detail for a stale one.
 func (s *cacheStatus) hit(e *entry, now time.Time, detail string) string {
+	return s.hitTTL(ttlSeconds(e, now), detail)
+}
+
+// hitMemo is the Age and hit Cache-Status values of an entry for one pair
+// of whole seconds (age, ttl) and one cache name. The values change at most
+// twice a second, so the requests in between reuse them: strings are
+// immutable, so sharing them between responses is safe.
+type hitMemo struct {
+	by       *cacheStatus
+	age, ttl int64
+	ageValue string
+	status   string
+}
+
+// hitFields returns the Age value and the Cache-Status of a fresh hit
+// (hit without a detail) on e at now. For an entry that a store keeps
+// decoded ([entry.kept]) it remembers them in the entry, so that the hits
+// within the same second of age and of ttl format nothing.
+func (s *cacheStatus) hitFields(e *entry, now time.Time) (age, status string) {
+	a, ttl := entryAge(e, now), ttlSeconds(e, now)
+	if m := e.hit.Load(); m != nil && m.by == s && m.age == a && m.ttl == ttl {
+		return m.ageValue, m.status
+	}
+	age, status = strconv.FormatInt(a, 10), s.hitTTL(ttl, "")
+	if e.kept {
+		e.hit.Store(&hitMemo{by: s, age: a, ttl: ttl, ageValue: age, status: status})
+	}
+	return age, status
+}
+
+// hitTTL is [cacheStatus.hit] for ttl seconds of freshness.
+func (s *cacheStatus) hitTTL(ttl int64, detail string) string {
 	b := make([]byte, 0, 80)
 	b = append(b, s.name...)
 	b = append(b, "; hit; ttl="...)
-	b = strconv.AppendInt(b, ttlSeconds(e, now), 10)
+	b = strconv.AppendInt(b, ttl, 10)
 	if detail != "" {
 		b = append(b, "; detail="...)
 		b = append(b, detail...)
@@ -98,6 +130,12 @@ func (s *cacheStatus) stale(lk *lookup, status int, e *entry, now time.Time, det
 	b = append(b, "; detail="...)
 	b = append(b, detail...)
 	return string(b)
+}
+
+// entryAge is the Age of e at now in whole seconds: the time since
+// e.StoredAt, at least 0 and at most 2^31 (see [Cache.serveEntry]).
+func entryAge(e *entry, now time.Time) int64 {
+	return int64(min(max(now.Sub(e.StoredAt), 0), maxDelta) / time.Second)
 }
 
 // ttlSeconds is an entry's remaining freshness in seconds, rounded to the

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -51,6 +52,14 @@ type entry struct {
 	// Vary marker fields (kindVary).
 	VaryHeaders []string // canonical header names, sorted, deduplicated
 	Nonce       uint64
+
+	// kept marks an entry that a store keeps decoded and shares between
+	// requests ([entryDecoder]): worth remembering hit values in.
+	kept bool
+	// hit is the Age and Cache-Status a fresh hit on a kept entry was last
+	// served with (see [cacheStatus.hitFields]); the only field of an
+	// entry that changes once it is built.
+	hit atomic.Pointer[hitMemo]
 }
 
 // setLifetimes sets e's times for a response stored at now, age old when
@@ -188,14 +197,15 @@ func decodeEntry(b []byte, maxBody int) (*entry, error) {
 		return nil, fmt.Errorf("%w: version %d, want %d", errBadEntry, v, entryVersion)
 	}
 	d := decoder{b: b, off: len(entryMagic) + 2}
-	e := &entry{Kind: entryKind(b[len(entryMagic)+1])}
-	switch e.Kind {
+	var e *entry
+	switch kind := entryKind(b[len(entryMagic)+1]); kind {
 	case kindResponse:
-		d.response(e, maxBody)
+		e = d.response(maxBody)
 	case kindVary:
+		e = &entry{Kind: kind}
 		d.vary(e)
 	default:
-		return nil, fmt.Errorf("%w: kind %d", errBadEntry, e.Kind)
+		return nil, fmt.Errorf("%w: kind %d", errBadEntry, kind)
 	}
 	var ns [4]int64
 	for i := range ns {
@@ -214,6 +224,17 @@ func decodeEntry(b []byte, maxBody int) (*entry, error) {
 	return e, nil
 }
 
+// inlineValues is how many header values a decoded response entry holds in
+// its own allocation ([entryValues]); more take a slice of their own.
+const inlineValues = 8
+
+// entryValues is a decoded response entry with room for its header values,
+// so that most decodes allocate one object for both.
+type entryValues struct {
+	entry
+	values [inlineValues]string
+}
+
 // entryDecoder is the [decoded.Decoder] of entries, for stores that keep
 // decoded values in process ([decoded.Getter]). Such a store shares
 // the *entry it returns between requests and keeps it while its copy
@@ -229,6 +250,7 @@ func (d entryDecoder) Decode(b []byte) (any, int, error) {
 	if err != nil {
 		return nil, 0, err
 	}
+	e.kept = true
 	return e, e.decodedWeight(), nil
 }
 
@@ -238,11 +260,19 @@ func (d entryDecoder) Decode(b []byte) (any, int, error) {
 func (e *entry) decodedWeight() int {
 	const mapSlot = 48 // a map slot and its share of the map's overhead
 	w := int(unsafe.Sizeof(*e)) + mapSlot
+	values := 0
 	for name, vs := range e.Header {
+		values += len(vs)
 		w += mapSlot + len(name) + len(vs)*int(unsafe.Sizeof(""))
 		for _, v := range vs {
 			w += len(name) + len(v) // the shared section repeats the name on every line
 		}
+	}
+	if e.Kind == kindResponse {
+		// Decoded responses come with room for inlineValues values, and
+		// may keep a hitMemo with its two strings (Age and Cache-Status).
+		w += max(inlineValues-values, 0) * int(unsafe.Sizeof(""))
+		w += int(unsafe.Sizeof(hitMemo{})) + 16 + 64
 	}
 	for _, n := range e.VaryHeaders {
 		w += int(unsafe.Sizeof("")) + len(n)
@@ -317,21 +347,24 @@ func (d *decoder) bytes() []byte {
 	return s
 }
 
-// response decodes the fields of a kindResponse entry into e.
+// response decodes the fields of a kindResponse entry into a new entry,
+// which it allocates only once the header section and the body length
+// are valid (nil when they are not).
 //
 // Header strings come from one string conversion of the whole header
-// section, the values of all names share one []string, and the map is made
-// once with its final size: a decode costs a constant number of allocations
-// whatever the number of lines.
-func (d *decoder) response(e *entry, maxBody int) {
+// section, the values of all names share one []string (in the entry's
+// allocation when there are at most [inlineValues]), and the map is made
+// once with its final size: a decode costs a constant number of
+// allocations whatever the number of lines.
+func (d *decoder) response(maxBody int) *entry {
 	if len(d.b)-d.off < 2 {
 		d.fail("truncated status")
-		return
+		return nil
 	}
-	e.Status = int(binary.BigEndian.Uint16(d.b[d.off:]))
-	if e.Status < 100 || e.Status > 999 {
+	status := int(binary.BigEndian.Uint16(d.b[d.off:]))
+	if status < 100 || status > 999 {
 		d.fail("status out of range")
-		return
+		return nil
 	}
 	d.off += 2
 	lines := d.length(maxHeaders)
@@ -341,7 +374,7 @@ func (d *decoder) response(e *entry, maxBody int) {
 		d.fail("header lines exceed the input")
 	}
 	if d.err != nil {
-		return
+		return nil
 	}
 
 	// First pass: validate the section, count distinct names (lines are
@@ -353,27 +386,37 @@ func (d *decoder) response(e *entry, maxBody int) {
 		name := d.bytes()
 		d.bytes()
 		if d.err != nil {
-			return
+			return nil
 		}
 		switch c := bytes.Compare(prev, name); {
 		case len(name) == 0:
 			d.fail("empty header name")
-			return
+			return nil
 		case i > 0 && c > 0:
 			d.fail("header lines not sorted")
-			return
+			return nil
 		case i == 0 || c < 0:
 			names++
 		}
 		prev = name
 	}
 	end := d.off
+	n := d.length(maxBody)
+	if d.err != nil {
+		return nil
+	}
+	bodyEnd := d.off + n
 
 	// Second pass over the validated section: no checks can fail.
+	ev := &entryValues{entry: entry{Kind: kindResponse, Status: status}}
+	e := &ev.entry
 	e.Header = make(http.Header, names)
 	if lines > 0 {
 		section := string(d.b[start:end])
-		values := make([]string, lines)
+		values := ev.values[:min(lines, inlineValues)]
+		if lines > inlineValues {
+			values = make([]string, lines)
+		}
 		d.off = start
 		first, runName := 0, ""
 		for i := range lines {
@@ -388,14 +431,11 @@ func (d *decoder) response(e *entry, maxBody int) {
 		e.Header[runName] = values[first:lines:lines]
 	}
 
-	n := d.length(maxBody)
-	if d.err != nil {
-		return
-	}
 	if n > 0 {
-		e.Body = d.b[d.off : d.off+n : d.off+n]
+		e.Body = d.b[bodyEnd-n : bodyEnd : bodyEnd]
 	}
-	d.off += n
+	d.off = bodyEnd
+	return e
 }
 
 // sectionString reads a length-prefixed string that a first pass

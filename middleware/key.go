@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"unsafe"
 )
 
 // Cache keys. Key material is never a store key itself: hashKey and
@@ -81,6 +82,23 @@ func requestKey(r *http.Request, sorted bool) string {
 	if r.URL == nil {
 		return ""
 	}
+	u := r.URL
+	size := len("GET\nhttps\n") + len(r.Host) + len(u.Host) + len(u.Scheme) + len(u.Opaque) +
+		len(u.RawPath) + len(u.Path) + len(u.RawQuery) + 5
+	b := appendRequestKey(make([]byte, 0, size), r, sorted)
+	// b is never written again: the string may share its bytes, as
+	// strings.Builder's does.
+	return unsafe.String(unsafe.SliceData(b), len(b))
+}
+
+// appendRequestKey appends DefaultKey's material for r to dst, with the
+// query sorted when sorted; it appends nothing for a request without a URL.
+// The cache builds the material of most requests into a buffer on the stack
+// with it, so that a hit allocates no key material.
+func appendRequestKey(dst []byte, r *http.Request, sorted bool) []byte {
+	if r.URL == nil {
+		return dst
+	}
 	method := r.Method
 	if method == "" || method == http.MethodHead {
 		method = http.MethodGet // "" is GET for a client request
@@ -98,30 +116,28 @@ func requestKey(r *http.Request, sorted bool) string {
 	query := r.URL.RawQuery
 	hasQuery := query != "" || r.URL.ForceQuery
 
-	var b strings.Builder
-	b.Grow(len(method) + len("\nhttps") + len(host) + len(path) + len(r.URL.Scheme) + len(query) + 5)
-	b.WriteString(method)
+	b := append(dst, method...)
 	if tls {
-		b.WriteString("\nhttps")
+		b = append(b, "\nhttps"...)
 	}
-	b.WriteByte('\n')
-	b.WriteString(host)
-	b.WriteByte('\n')
+	b = append(b, '\n')
+	b = append(b, host...)
+	b = append(b, '\n')
 	if r.URL.Opaque != "" {
-		b.WriteString(r.URL.Scheme)
-		b.WriteByte(':')
+		b = append(b, r.URL.Scheme...)
+		b = append(b, ':')
 	}
-	b.WriteString(path)
-	b.WriteByte('\n')
+	b = append(b, path...)
+	b = append(b, '\n')
 	if hasQuery {
-		b.WriteByte('?')
+		b = append(b, '?')
 		if sorted {
-			writeSortedQuery(&b, query)
+			b = appendSortedQuery(b, query)
 		} else {
-			b.WriteString(query)
+			b = append(b, query...)
 		}
 	}
-	return b.String()
+	return b
 }
 
 // targetPath is the path of u as the client sent it (see [DefaultKey]):
@@ -158,10 +174,10 @@ func defaultKeyOver(r *http.Request, limit int) bool {
 	return len(path)+len(r.URL.RawQuery) > limit
 }
 
-// writeSortedQuery writes raw with its "&"-separated parameters stably
+// appendSortedQuery appends raw to b with its "&"-separated parameters stably
 // sorted by [queryName] (as many bytes as raw); raw itself when they are
 // sorted already or there are more than [maxSortedParams].
-func writeSortedQuery(b *strings.Builder, raw string) {
+func appendSortedQuery(b []byte, raw string) []byte {
 	n := strings.Count(raw, "&") + 1
 	sorted := true
 	if n <= maxSortedParams {
@@ -176,8 +192,7 @@ func writeSortedQuery(b *strings.Builder, raw string) {
 		}
 	}
 	if sorted {
-		b.WriteString(raw)
-		return
+		return append(b, raw...)
 	}
 	params := make([]queryParam, 0, n)
 	for p := range strings.SplitSeq(raw, "&") {
@@ -186,10 +201,11 @@ func writeSortedQuery(b *strings.Builder, raw string) {
 	slices.SortStableFunc(params, compareParams)
 	for i, p := range params {
 		if i > 0 {
-			b.WriteByte('&')
+			b = append(b, '&')
 		}
-		b.WriteString(p.raw)
+		b = append(b, p.raw...)
 	}
+	return b
 }
 
 // queryParam is a raw query parameter and its name as [url.ParseQuery]
@@ -254,7 +270,12 @@ const (
 // (unpadded) SHA-256 of material, 45 bytes whatever the material.
 func hashKey(material string) string {
 	var buf [256]byte // the material of most URLs: hashed without allocating
-	return digestKey(primaryKeyPrefix, sha256.Sum256(append(buf[:0], material...)))
+	return hashKeyBytes(append(buf[:0], material...))
+}
+
+// hashKeyBytes is [hashKey] of material held in bytes.
+func hashKeyBytes(material []byte) string {
+	return digestKey(primaryKeyPrefix, sha256.Sum256(material))
 }
 
 // digestKey formats a store key: prefix and the unpadded base64url of sum.

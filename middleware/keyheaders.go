@@ -58,6 +58,37 @@ func (c *Cache) keyMaterial(r *http.Request) string {
 	return material
 }
 
+// appendKeyMaterial appends the key material of r (see [Cache.keyMaterial])
+// to dst, and reports false when there is none (bypass). With the default
+// key function and none of the key headers present, which is most requests,
+// it builds the material in dst without allocating.
+func (c *Cache) appendKeyMaterial(dst []byte, r *http.Request) ([]byte, bool) {
+	if !c.o.customKey && !keyHeadersPresent(r.Header, c.o.keyHeaders) {
+		b := appendRequestKey(dst, r, false)
+		return b, len(b) > 0 && len(b) <= c.o.maxKey
+	}
+	material := c.keyMaterial(r)
+	return append(dst, material...), material != ""
+}
+
+// keyHeadersPresent reports whether h carries any of names (canonical), in
+// any case of the key, as [withKeyHeaders] looks them up.
+func keyHeadersPresent(h http.Header, names []string) bool {
+	if len(h) == 0 {
+		return false
+	}
+	linesOf := fieldLines
+	if canonicalKeys(h) {
+		linesOf = func(h http.Header, name string) []string { return h[name] }
+	}
+	for _, name := range names {
+		if len(linesOf(h, name)) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // withKeyHeaders inserts into material, before its first "\n" (at its end
 // when it has none), the field lines of the names (canonical, sorted) that
 // h carries, in any case of the key, as

@@ -245,3 +245,45 @@ func FuzzKeyHeaders(f *testing.F) {
 		}
 	})
 }
+
+// TestAppendKeyMaterial checks the cache's allocation-free material (a
+// buffer on the stack for most requests) against the string it stands for,
+// keyMaterial, for the default key, key headers in either case, a custom
+// key function and requests over the length limit.
+func TestAppendKeyMaterial(t *testing.T) {
+	plain := newTestCache(t, newMapStore())
+	custom := newTestCache(t, newMapStore(), WithKeyFunc(SortedQueryKey))
+	short := newTestCache(t, newMapStore(), WithMaxKeyBytes(24))
+	tests := []struct {
+		name   string
+		c      *Cache
+		target string
+		hdr    http.Header
+	}{
+		{"default", plain, "http://Example.com:80/a/b?x=1", nil},
+		{"head", plain, "http://example.com/a", nil},
+		{"key header", plain, "http://example.com/a", http.Header{"X-Forwarded-Proto": {"https"}}},
+		{"key header any case", plain, "http://example.com/a", http.Header{"x-forwarded-host": {"h"}}},
+		{"other header", plain, "http://example.com/a", http.Header{"Accept": {"*/*"}}},
+		{"custom key", custom, "http://example.com/a?b=2&a=1", nil},
+		{"long material", short, "http://example.com/abcdefghijklmnopqrstuvwxyz", nil},
+		{"fits", short, "http://example.com/abc", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodGet, tt.target, nil)
+			if tt.name == "head" {
+				r.Method = http.MethodHead
+			}
+			for k, v := range tt.hdr {
+				r.Header[k] = v
+			}
+			want := tt.c.keyMaterial(r)
+			var buf [256]byte
+			got, ok := tt.c.appendKeyMaterial(buf[:0], r)
+			if ok != (want != "") || ok && string(got) != want {
+				t.Errorf("appendKeyMaterial = %q, %v; keyMaterial = %q", got, ok, want)
+			}
+		})
+	}
+}

@@ -182,30 +182,29 @@ func Recover(opts ...RecoverOption) func(http.Handler) http.Handler {
 	}
 }
 
+// recoverState is what Recover keeps for one request, in one allocation:
+// the tracked context (when the request's is not tracked yet) and the
+// writer passed down.
+type recoverState struct {
+	ctx store.FailureContext
+	rw  recoverWriter
+}
+
 // serve runs one request through next.
 func (c *recoverConfig) serve(next http.Handler, w http.ResponseWriter, r *http.Request) {
+	st := &recoverState{rw: recoverWriter{w: w}}
+	rw := &st.rw
 	if c.outage503 {
-		if ctx := store.TrackFailures(r.Context()); ctx != r.Context() {
+		if ctx := st.ctx.Track(r.Context()); ctx != r.Context() {
 			r = r.WithContext(ctx)
 		}
+		rw.cfg, rw.req = c, r
 	}
 	// Headers set before Recover (by outer middleware) survive a panic; the
 	// handler's own are dropped with its response.
 	var before http.Header
 	if h := w.Header(); len(h) > 0 {
 		before = h.Clone()
-	}
-	rw := &recoverWriter{w: w}
-	if c.outage503 {
-		rw.decide = func(status int) int {
-			if _, seen := store.FailureSeen(r.Context()); !seen && !c.breakerOpen() {
-				return status
-			}
-			if w.Header().Get("Retry-After") == "" {
-				w.Header().Set("Retry-After", retryAfterSeconds(c.retryAfterFor()))
-			}
-			return http.StatusServiceUnavailable
-		}
 	}
 	defer func() {
 		p := recover()
@@ -308,14 +307,29 @@ func retryAfterSeconds(d time.Duration) string {
 
 // recoverWriter is the thin pass-through writer of [Recover]. It records
 // whether the response has started (a final status was sent or the
-// connection hijacked) and, when decide is set, holds back a 5xx status
+// connection hijacked) and, when cfg is set, holds back a 5xx status
 // until the first Write or Flush or the handler's return, so that decide can
 // replace it. It is not safe for concurrent use, like any ResponseWriter.
 type recoverWriter struct {
 	w       http.ResponseWriter
-	decide  func(status int) int // nil: never hold a status back
-	held    int                  // a 5xx held back, 0 if none
-	started bool                 // a final status went to w, or the connection was hijacked
+	cfg     *recoverConfig // nil: never hold a status back
+	req     *http.Request  // the request as passed down, with its tracked context
+	held    int            // a 5xx held back, 0 if none
+	started bool           // a final status went to w, or the connection was hijacked
+}
+
+// decide returns the status to send for a held-back one: 503 with
+// Retry-After (unless the handler set one) when the request saw an outage
+// or a configured breaker is open, status itself otherwise.
+func (rw *recoverWriter) decide(status int) int {
+	c := rw.cfg
+	if _, seen := store.FailureSeen(rw.req.Context()); !seen && !c.breakerOpen() {
+		return status
+	}
+	if rw.w.Header().Get("Retry-After") == "" {
+		rw.w.Header().Set("Retry-After", retryAfterSeconds(c.retryAfterFor()))
+	}
+	return http.StatusServiceUnavailable
 }
 
 var (
@@ -337,7 +351,7 @@ func (rw *recoverWriter) WriteHeader(code int) {
 		// The first final status wins.
 	case code >= 100 && code < 200 && code != http.StatusSwitchingProtocols:
 		rw.w.WriteHeader(code)
-	case outageStatus(code) && rw.decide != nil:
+	case outageStatus(code) && rw.cfg != nil:
 		rw.held = code
 	default:
 		rw.started = true

@@ -26,6 +26,13 @@ type lookup struct {
 	detail   string // Cache-Status detail of a failed lookup
 }
 
+// setMaterial sets the lookup's key material as a string, once.
+func (lk *lookup) setMaterial(material []byte) {
+	if lk.material == "" {
+		lk.material = string(material)
+	}
+}
+
 // serve is the cache's ServeHTTP.
 func (c *Cache) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
 	if c.closed.Load() {
@@ -56,8 +63,9 @@ func (c *Cache) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 		c.bypass(w, r, next, c.cs.noKey)
 		return
 	}
-	material := c.keyMaterial(r)
-	if material == "" {
+	var kbuf [256]byte // the key material of most requests, built without allocating
+	material, ok := c.appendKeyMaterial(kbuf[:0], r)
+	if !ok {
 		c.bypass(w, r, next, c.cs.noKey)
 		return
 	}
@@ -76,7 +84,8 @@ func (c *Cache) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 			}
 		case now.Before(e.FreshUntil) && acceptable(reqCC, e, now):
 			c.st.hits.Add(1)
-			c.serveEntry(w, r, e, now, c.cs.hit(e, now, ""))
+			age, cs := c.cs.hitFields(e, now)
+			c.writeEntry(w, r, e, age, cs)
 			if c.log.debugOn(r.Context()) {
 				c.log.DebugContext(r.Context(), "failsoft: cache hit", "path", r.URL.Path)
 			}
@@ -87,6 +96,7 @@ func (c *Cache) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 			if c.log.debugOn(r.Context()) {
 				c.log.DebugContext(r.Context(), "failsoft: stale served, refreshing", "path", r.URL.Path)
 			}
+			lk.setMaterial(material)
 			c.startRefresh(r, next, &lk)
 			return
 		case now.Before(e.FreshUntil):
@@ -95,6 +105,7 @@ func (c *Cache) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 			lk.fwd = "stale"
 		}
 	}
+	lk.setMaterial(material)
 	if reqCC.OnlyIfCached {
 		c.st.misses.Add(1)
 		w.Header()["Cache-Status"] = []string{c.cs.onlyIfCached}
@@ -127,14 +138,17 @@ func (c *Cache) bypass(w http.ResponseWriter, r *http.Request, next http.Handler
 	next.ServeHTTP(w, r)
 }
 
-// lookup reads the entry for material, following a Vary marker.
-func (c *Cache) lookup(r *http.Request, material string) lookup {
-	lk := lookup{material: material, primary: hashKey(material)}
+// lookup reads the entry for material, following a Vary marker. The
+// lookup's material is set only when a Vary marker needed it: the caller
+// sets it ([lookup.setMaterial]) where the request goes on past a hit.
+func (c *Cache) lookup(r *http.Request, material []byte) lookup {
+	lk := lookup{primary: hashKeyBytes(material)}
 	lk.key = lk.primary
 	lk.e, lk.fwd, lk.detail = c.get(r.Context(), lk.primary)
 	if lk.e != nil && lk.e.Kind == kindVary {
 		lk.marker = lk.e
-		lk.key = variantKey(material, lk.marker.Nonce, lk.marker.VaryHeaders, r)
+		lk.setMaterial(material)
+		lk.key = variantKey(lk.material, lk.marker.Nonce, lk.marker.VaryHeaders, r)
 		lk.e, lk.fwd, lk.detail = c.get(r.Context(), lk.key)
 		if lk.fwd == "uri-miss" {
 			lk.fwd = "vary-miss"
@@ -210,9 +224,20 @@ func (c *Cache) read(ctx context.Context, key string) (*entry, error) {
 // them in place. The body
 // goes to w.Write as it is stored, under io.Writer's contract that Write
 // does not modify (or retain) it.
+//
+// Why copies: the values are the shared entry's, and an assigned slice of
+// full capacity (len == cap) is safe against append (which copies) but not
+// against a write by index (h[k][0] = v) in a writer wrapped around the
+// cache, which would change the entry for every later request. One
+// allocation per hit keeps the entry out of reach; the Age and
+// Cache-Status strings themselves are shared (strings are immutable).
 func (c *Cache) serveEntry(w http.ResponseWriter, r *http.Request, e *entry, now time.Time, cs string) {
+	c.writeEntry(w, r, e, strconv.FormatInt(entryAge(e, now), 10), cs)
+}
+
+// writeEntry is [Cache.serveEntry] with the Age value given.
+func (c *Cache) writeEntry(w http.ResponseWriter, r *http.Request, e *entry, age, cs string) {
 	dst := w.Header()
-	age := strconv.FormatInt(int64(min(max(now.Sub(e.StoredAt), 0), maxDelta)/time.Second), 10)
 	if e.Status == http.StatusOK && notModified(r.Header, e.Header) {
 		vals := make([]string, 0, 2+len(notModifiedHeaders))
 		for _, k := range notModifiedHeaders {

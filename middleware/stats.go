@@ -19,10 +19,26 @@ type Stats struct {
 }
 
 // counters are the atomic form of [Stats], shared by the parts of a Cache
-// that count.
+// that count. Every request adds to one of them from whatever CPU it runs
+// on, so each has a cache line of its own (and the first is kept off the
+// line of the fields before it): a hit's add never contends with a miss's,
+// a write's or a neighbouring field's reads. 11 counters cost 1.4 KiB per
+// Cache.
 type counters struct {
+	_ cacheLinePad
 	hits, misses, staleServed, revalidated, bypasses, stored, storeErrors,
-	dropped, coalesced, refreshes, invalidated atomic.Uint64
+	dropped, coalesced, refreshes, invalidated paddedCounter
+}
+
+// cacheLinePad is a cache line's worth of padding: 128 bytes covers the
+// 64-byte lines of amd64 with their adjacent-line prefetch, and the
+// 128-byte lines of some arm64 CPUs.
+type cacheLinePad [128]byte
+
+// paddedCounter is an atomic counter alone on its cache line.
+type paddedCounter struct {
+	atomic.Uint64
+	_ [128 - 8]byte
 }
 
 // snapshot reads every counter.

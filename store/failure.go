@@ -34,7 +34,37 @@ func TrackFailures(ctx context.Context) context.Context {
 	if _, ok := ctx.Value(failureKey).(*failureTracker); ok {
 		return ctx
 	}
-	return context.WithValue(ctx, failureKey, &failureTracker{})
+	return new(FailureContext).Track(ctx)
+}
+
+// FailureContext is a tracked context, as [TrackFailures] returns, that a
+// caller can allocate inside its own per-request value, so that tracking
+// costs no allocation of its own (middleware.Recover keeps it beside its
+// response writer). Its zero value is not a usable context: call Track,
+// and use what Track returns. It must not be copied after Track.
+type FailureContext struct {
+	context.Context
+	t failureTracker
+}
+
+// Track makes c the tracked child of parent and returns c, or returns
+// parent itself when parent is tracked already (as TrackFailures does, so
+// that nested middleware shares one tracker).
+func (c *FailureContext) Track(parent context.Context) context.Context {
+	if _, ok := parent.Value(failureKey).(*failureTracker); ok {
+		return parent
+	}
+	c.Context = parent
+	return c
+}
+
+// Value implements context.Context: the tracker for this package's key,
+// the parent's values for every other.
+func (c *FailureContext) Value(key any) any {
+	if key == any(failureKey) {
+		return &c.t
+	}
+	return c.Context.Value(key)
 }
 
 // RecordFailure marks ctx's tracker with err if err is an outage (see
