@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/failsoft/failsoft/internal/failure"
 	"github.com/failsoft/failsoft/store"
 )
 
@@ -186,7 +187,7 @@ func Recover(opts ...RecoverOption) func(http.Handler) http.Handler {
 // the tracked context (when the request's is not tracked yet) and the
 // writer passed down.
 type recoverState struct {
-	ctx store.FailureContext
+	ctx failure.Context
 	rw  recoverWriter
 }
 

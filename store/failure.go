@@ -2,21 +2,9 @@ package store
 
 import (
 	"context"
-	"sync/atomic"
+
+	"github.com/failsoft/failsoft/internal/failure"
 )
-
-// failureTracker is the mutable marker a tracked context carries.
-type failureTracker struct {
-	seen     atomic.Bool
-	timedOut atomic.Bool
-	class    atomic.Int32
-}
-
-// contextKey is the type of this package's context keys; pointer values of
-// it cannot collide with anyone else's.
-type contextKey struct{ name string }
-
-var failureKey = &contextKey{"failure-tracker"}
 
 // TrackFailures returns a context in which [RecordFailure] leaves a mark that
 // [FailureSeen] reads. HTTP middleware calls it on the request's context
@@ -31,40 +19,7 @@ var failureKey = &contextKey{"failure-tracker"}
 // Redis calls (a cache lookup, then the handler's own GET and SET) waits
 // about one op timeout in all, not one per call.
 func TrackFailures(ctx context.Context) context.Context {
-	if _, ok := ctx.Value(failureKey).(*failureTracker); ok {
-		return ctx
-	}
-	return new(FailureContext).Track(ctx)
-}
-
-// FailureContext is a tracked context, as [TrackFailures] returns, that a
-// caller can allocate inside its own per-request value, so that tracking
-// costs no allocation of its own (middleware.Recover keeps it beside its
-// response writer). Its zero value is not a usable context: call Track,
-// and use what Track returns. It must not be copied after Track.
-type FailureContext struct {
-	context.Context
-	t failureTracker
-}
-
-// Track makes c the tracked child of parent and returns c, or returns
-// parent itself when parent is tracked already (as TrackFailures does, so
-// that nested middleware shares one tracker).
-func (c *FailureContext) Track(parent context.Context) context.Context {
-	if _, ok := parent.Value(failureKey).(*failureTracker); ok {
-		return parent
-	}
-	c.Context = parent
-	return c
-}
-
-// Value implements context.Context: the tracker for this package's key,
-// the parent's values for every other.
-func (c *FailureContext) Value(key any) any {
-	if key == any(failureKey) {
-		return &c.t
-	}
-	return c.Context.Value(key)
+	return new(failure.Context).Track(ctx)
 }
 
 // RecordFailure marks ctx's tracker with err if err is an outage (see
@@ -75,11 +30,11 @@ func RecordFailure(ctx context.Context, err error) {
 	if !c.Outage() {
 		return
 	}
-	if t, ok := ctx.Value(failureKey).(*failureTracker); ok {
-		t.class.Store(int32(c))
-		t.seen.Store(true)
+	if t, ok := failure.From(ctx); ok {
+		t.Class.Store(int32(c))
+		t.Seen.Store(true)
 		if c == ClassTimeout {
-			t.timedOut.Store(true)
+			t.TimedOut.Store(true)
 		}
 	}
 }
@@ -87,16 +42,16 @@ func RecordFailure(ctx context.Context, err error) {
 // FailureSeen reports whether an outage was recorded in ctx's tracker, and
 // the class of the last one. It returns false for an untracked context.
 func FailureSeen(ctx context.Context) (Class, bool) {
-	t, ok := ctx.Value(failureKey).(*failureTracker)
-	if !ok || !t.seen.Load() {
+	t, ok := failure.From(ctx)
+	if !ok || !t.Seen.Load() {
 		return ClassNone, false
 	}
-	return Class(t.class.Load()), true
+	return Class(t.Class.Load()), true
 }
 
 // budgetSpent reports whether a call made with ctx's tracker has already
 // waited out an op timeout (see [TrackFailures]).
 func budgetSpent(ctx context.Context) bool {
-	t, ok := ctx.Value(failureKey).(*failureTracker)
-	return ok && t.timedOut.Load()
+	t, ok := failure.From(ctx)
+	return ok && t.TimedOut.Load()
 }

@@ -4,11 +4,14 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/failsoft/failsoft/internal/failure"
 )
 
 type failureTestKey struct{}
 
-// TestFailureContext checks a caller-allocated tracked context against
+// TestFailureContext checks a caller-allocated tracked context
+// (internal/failure.Context, as middleware.Recover keeps one) against
 // what TrackFailures promises: a mark recorded through it (or a context
 // derived from it) is seen, the parent's values, deadline and cancellation
 // pass through, and an already tracked parent is returned unchanged, so
@@ -32,7 +35,7 @@ func TestFailureContext(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			parent, cancel := tt.parent()
-			var fc FailureContext
+			var fc failure.Context
 			ctx := fc.Track(parent)
 			if (ctx == parent) != tt.shared {
 				t.Fatalf("Track returned the parent: %v, want %v", ctx == parent, tt.shared)

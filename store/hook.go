@@ -70,6 +70,10 @@ var _ redis.Hook = (*Hook)(nil)
 // counted twice.
 var hookKey = &contextKey{"hook"}
 
+// contextKey is the type of this package's context keys; pointer values of
+// it cannot collide with anyone else's.
+type contextKey struct{ name string }
+
 // NewHook returns a hook over g's breaker and op timeout. Its one option is
 // [WithCacheMode] (default off); the breaker settings, op timeout, name,
 // clock and observer are g's, and the hook logs nothing. It returns an
