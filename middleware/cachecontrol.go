@@ -258,7 +258,7 @@ func listElements(s string) iter.Seq[string] {
 		for i := 0; i < len(s); i++ {
 			switch s[i] {
 			case '"':
-				if !quoting || !strings.HasSuffix(trimOWS(s[start:i]), "=") {
+				if !quoting || !afterEquals(s, start, i) {
 					continue
 				}
 				if end := quotedEnd(s, i); end > 0 {
@@ -277,6 +277,17 @@ func listElements(s string) iter.Seq[string] {
 			yield(elem)
 		}
 	}
+}
+
+// afterEquals reports whether s[start:i], less trailing whitespace, ends in
+// "=". It looks back only over the whitespace run before i, which no other
+// quote's look-back covers, so a list's quotes cost linear time in all.
+func afterEquals(s string, start, i int) bool {
+	j := i - 1
+	for j >= start && (s[j] == ' ' || s[j] == '\t') {
+		j--
+	}
+	return j >= start && s[j] == '='
 }
 
 // quotedEnd returns the index just after the quoted string that starts at
