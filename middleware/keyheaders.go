@@ -46,10 +46,20 @@ func defaultKeyHeaderNames() []string { return sortUnique(DefaultKeyHeaders()) }
 // (see [withKeyHeaders]). It is "" (bypass) when the key function gives none
 // or the material would be longer than the limit, which it tells before
 // building it.
+//
+// A custom key function's material is framed first, as "custom\n" len ":"
+// material, so that the key headers go into a first line of failsoft's own:
+// unframed, a material such as "/a X-Forwarded-Proto=5:https" (from a
+// request without the header) would equal the material of "/a" with the
+// header inserted. [DefaultKey]'s needs no frame: its first line is the
+// method, a token, which no inserted header can imitate.
 func (c *Cache) keyMaterial(r *http.Request) string {
 	material := c.o.key(r)
 	if material == "" || len(material) > c.o.maxKey {
 		return ""
+	}
+	if c.o.customKey {
+		material = "custom\n" + strconv.Itoa(len(material)) + ":" + material
 	}
 	material, ok := withKeyHeaders(material, r.Header, c.o.keyHeaders, c.o.maxKey)
 	if !ok {

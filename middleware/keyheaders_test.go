@@ -287,3 +287,20 @@ func TestAppendKeyMaterial(t *testing.T) {
 		})
 	}
 }
+
+// TestCustomKeyCannotForgeKeyHeaders: with a custom key function, a path
+// that spells out the key-header form must not get the key of another
+// path plus that header.
+func TestCustomKeyCannotForgeKeyHeaders(t *testing.T) {
+	c := newTestCache(t, newMapStore(), WithKeyFunc(func(r *http.Request) string { return r.URL.Path }))
+	h := c.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		fmt.Fprintf(w, "%s %q", r.URL.Path, r.Header.Get("X-Forwarded-Proto"))
+	}))
+	forged := do(c, h, "GET", "http://example.com/a%20X-Forwarded-Proto=5:https")
+	real := do(c, h, "GET", "http://example.com/a", "X-Forwarded-Proto", "https")
+	if real.Body.String() == forged.Body.String() || strings.Contains(real.Header().Get("Cache-Status"), "hit") {
+		t.Fatalf("GET /a with X-Forwarded-Proto got %q (%s), the answer stored for the forged path %q",
+			real.Body, real.Header().Get("Cache-Status"), forged.Body)
+	}
+}
