@@ -19,6 +19,8 @@ type builder struct {
 	p   *Protector
 
 	cache, health, tiered, memory, client, bound, guards func() error
+	// The invalidation parts (invalidation.go).
+	broadcast, pending func() error
 }
 
 // guardName names the breaker (or, for a Cluster, each node's breaker
@@ -101,14 +103,18 @@ func (b *builder) build(client redis.UniversalClient) (*Protector, error) {
 	// of its load balancer; the breaker check is what WithCritical governs.
 	healthOpts = append(healthOpts, health.WithPinger("redis-ping", guarded, false))
 
-	var cacheStore store.Store = guarded
+	pending, err := b.pendingDeletes(guarded)
+	if err != nil {
+		return nil, err
+	}
+	var cacheStore store.Store = pending
 	if cfg.memoryBytes > 0 {
 		local, err := store.NewMemory(cfg.memoryBytes)
 		if err != nil {
 			return nil, err
 		}
 		b.memory = local.Close
-		tiered, err := store.NewTiered(local, guarded, store.WithLogger(cfg.logger))
+		tiered, err := store.NewTiered(local, pending, store.WithLogger(cfg.logger))
 		if err != nil {
 			return nil, err
 		}
@@ -152,7 +158,7 @@ func (b *builder) build(client redis.UniversalClient) (*Protector, error) {
 // runs them.
 func (b *builder) closeOrder() []func() error {
 	var out []func() error
-	for _, c := range []func() error{b.cache, b.health, b.tiered, b.memory, b.client, b.bound, b.guards} {
+	for _, c := range []func() error{b.cache, b.health, b.tiered, b.broadcast, b.pending, b.memory, b.client, b.bound, b.guards} {
 		if c != nil {
 			out = append(out, c)
 		}

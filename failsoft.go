@@ -34,6 +34,9 @@ type Protector struct {
 	hook  *store.Hook
 	nodes *store.NodeGuards
 
+	// pending holds the invalidations an outage refused (invalidation.go).
+	pending *store.PendingDeletes
+
 	closers   []func() error // in the order Close calls them
 	closeOnce sync.Once
 	closeErr  error

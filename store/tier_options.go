@@ -9,7 +9,8 @@ import (
 
 // redisConfig holds the settings of a [Redis] store.
 type redisConfig struct {
-	prefix string
+	prefix  string
+	channel string // WithInvalidationChannel
 	limits
 }
 
