@@ -34,10 +34,15 @@ func (b *builder) build(client redis.UniversalClient) (*Protector, error) {
 		return nil, err
 	}
 	b.client = cc.Close
-	remote, err := store.NewRedis(cc, store.WithPrefix(cfg.name+":"))
+	redisOpts := []store.RedisOption{store.WithPrefix(cfg.name + ":")}
+	if cfg.broadcast {
+		redisOpts = append(redisOpts, store.WithInvalidationChannel(invalidationChannel(cfg.name)))
+	}
+	remote, err := store.NewRedis(cc, redisOpts...)
 	if err != nil {
 		return nil, err
 	}
+	p.remote = remote
 
 	guardOpts := []store.GuardOption{
 		store.WithName(guardName),
@@ -103,7 +108,7 @@ func (b *builder) build(client redis.UniversalClient) (*Protector, error) {
 	// of its load balancer; the breaker check is what WithCritical governs.
 	healthOpts = append(healthOpts, health.WithPinger("redis-ping", guarded, false))
 
-	pending, err := b.pendingDeletes(guarded)
+	pending, err := b.newPendingDeletes(guarded)
 	if err != nil {
 		return nil, err
 	}
@@ -114,7 +119,16 @@ func (b *builder) build(client redis.UniversalClient) (*Protector, error) {
 			return nil, err
 		}
 		b.memory = local.Close
-		tiered, err := store.NewTiered(local, pending, store.WithLogger(cfg.logger))
+		tieredOpts := []store.TieredOption{store.WithLogger(cfg.logger)}
+		if cfg.broadcast {
+			bc, err := b.newBroadcast(cc)
+			if err != nil {
+				return nil, err
+			}
+			tieredOpts = append(tieredOpts, store.WithBroadcast(bc, cfg.broadcastWindow))
+			healthOpts = append(healthOpts, broadcastCheck(bc))
+		}
+		tiered, err := store.NewTiered(local, pending, tieredOpts...)
 		if err != nil {
 			return nil, err
 		}

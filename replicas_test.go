@@ -1,6 +1,7 @@
 package failsoft_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -110,5 +111,154 @@ func TestLostInvalidation(t *testing.T) {
 					rec.Body, rec.Header().Get("Cache-Status"))
 			}
 		})
+	}
+}
+
+// newReplicas builds n replicas over one Redis, each with its own client
+// and in-process tier, and waits until each one's broadcast subscription is
+// confirmed.
+func newReplicas(t *testing.T, n int, addr string, app http.Handler, opts ...failsoft.Option) []replica {
+	t.Helper()
+	rs := make([]replica, n)
+	for i := range rs {
+		rs[i] = newReplica(t, addr, app, opts...)
+	}
+	for i, r := range rs {
+		waitFor(t, fmt.Sprintf("replica %d subscribed", i), func() bool { return r.fs.Stats().Invalidations.Subscribed })
+	}
+	return rs
+}
+
+// waitServes waits until r answers GET /item with want.
+func waitServes(t *testing.T, r replica, name, want string) {
+	t.Helper()
+	waitFor(t, name+" serving "+want, func() bool { return get(r.h, "/item").Body.String() == want })
+}
+
+// TestPurgeReachesReplicas checks that a purge or an invalidating POST on
+// one replica stops every other replica from serving the entry, although
+// their in-process tiers may keep copies for their whole ttl while the
+// broadcast is healthy (WithBroadcastCoherence(0)): only the broadcast can
+// make them drop the copies.
+func TestPurgeReachesReplicas(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		replicas   int
+		invalidate func(t *testing.T, r replica)
+	}{
+		{"two replicas, Purge", 2, func(t *testing.T, r replica) {
+			if err := r.fs.Purge(context.Background(), "http://example.com/item"); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"three replicas, Purge", 3, func(t *testing.T, r replica) {
+			if err := r.fs.Purge(context.Background(), "http://example.com/item"); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"three replicas, POST", 3, func(t *testing.T, r replica) {
+			if rec := post(r.h, "/item"); rec.Code != http.StatusOK {
+				t.Fatalf("POST = %d", rec.Code)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := redistest.Start(t)
+			app := &versioned{}
+			rs := newReplicas(t, tc.replicas, srv.Addr(), app)
+			for i, r := range rs {
+				if got := get(r.h, "/item").Body.String(); got != "v0" {
+					t.Fatalf("replica %d first GET = %q", i, got)
+				}
+			}
+			// Every replica holds v0 in process, and would for 600 s.
+			app.v.Store(1)
+			for i, r := range rs {
+				if got := get(r.h, "/item").Body.String(); got != "v0" {
+					t.Fatalf("replica %d before the purge = %q, want its cached v0", i, got)
+				}
+			}
+			tc.invalidate(t, rs[0])
+			want := fmt.Sprintf("v%d", app.v.Load()) // a POST bumped it again
+			for i, r := range rs {
+				waitServes(t, r, fmt.Sprintf("replica %d", i), want)
+			}
+			for i, r := range rs[1:] {
+				if st := r.fs.Stats().Invalidations; st.Received == 0 {
+					t.Errorf("replica %d received no invalidation: %+v", i+1, st)
+				}
+			}
+			if st := rs[0].fs.Stats().Invalidations; st.Published == 0 {
+				t.Errorf("replica 0 published nothing: %+v", st)
+			}
+		})
+	}
+}
+
+// TestLostInvalidationAcrossReplicas is issue 11's sequence with a second
+// replica that holds the entry in process: once the first replica's pending
+// invalidation is applied, the second one serves the new answer too.
+func TestLostInvalidationAcrossReplicas(t *testing.T) {
+	srv := redistest.Start(t)
+	app := &versioned{}
+	rs := newReplicas(t, 2, srv.Addr(), app)
+	a, b := rs[0], rs[1]
+	for _, r := range rs {
+		if got := get(r.h, "/item").Body.String(); got != "v0" {
+			t.Fatalf("first GET = %q", got)
+		}
+	}
+	waitFor(t, "the entry stored in Redis", func() bool { return a.fs.Stats().Cache.Stored >= 1 })
+
+	srv.Pause()
+	for i := 0; breakerState(a.fs) != store.StateOpen; i++ {
+		if i > 1000 {
+			t.Fatal("breaker never opened")
+		}
+		get(a.h, fmt.Sprintf("/trip-%d", i))
+	}
+	srv.Resume()
+	if rec := post(a.h, "/item"); rec.Code != http.StatusOK {
+		t.Fatalf("POST = %d", rec.Code)
+	}
+	if st := a.fs.Stats().Invalidations; st.Pending != 1 {
+		t.Fatalf("after the refused invalidation: %+v, want one pending", st)
+	}
+	waitFor(t, "the pending invalidation applied", func() bool {
+		get(a.h, "/probe")
+		return breakerState(a.fs) == store.StateClosed && a.fs.Stats().Invalidations.Pending == 0
+	})
+	if got := get(a.h, "/item").Body.String(); got != "v1" {
+		t.Fatalf("replica a after the breaker closed = %q, want v1", got)
+	}
+	waitServes(t, b, "replica b", "v1")
+	if st := a.fs.Stats().Invalidations; st.AppliedLate != 1 || st.Dropped != 0 {
+		t.Errorf("invalidation stats = %+v, want one applied late", st)
+	}
+}
+
+// TestBroadcastSurvivesRestart checks that the subscription comes back
+// after Redis restarts, and that purges reach the other replica again.
+func TestBroadcastSurvivesRestart(t *testing.T) {
+	srv := redistest.Start(t)
+	app := &versioned{}
+	rs := newReplicas(t, 2, srv.Addr(), app)
+	srv.Restart()
+	for i, r := range rs {
+		waitFor(t, fmt.Sprintf("replica %d subscribed again", i), func() bool {
+			st := r.fs.Stats().Invalidations
+			return st.Subscribed && st.Reconnects > 0
+		})
+	}
+	waitFor(t, "replica 1 caching again", func() bool {
+		return get(rs[1].h, "/item").Body.String() == "v0" && breakerState(rs[1].fs) == store.StateClosed
+	})
+	app.v.Store(1)
+	waitFor(t, "the purge applied", func() bool {
+		return rs[0].fs.Purge(context.Background(), "http://example.com/item") == nil
+	})
+	waitServes(t, rs[1], "replica 1", "v1")
+	if code, status := healthStatus(t, rs[1].fs.Healthz()); code != http.StatusOK || status != "pass" {
+		t.Errorf("/healthz after the restart = %d %q, want 200 pass", code, status)
 	}
 }

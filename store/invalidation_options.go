@@ -3,6 +3,7 @@ package store
 import (
 	"fmt"
 	"log/slog"
+	"time"
 )
 
 // Options of the invalidation parts: [NewPendingDeletes], [NewBroadcast],
@@ -52,3 +53,27 @@ func errInvalid(format string, args ...any) error {
 	return invalid([]error{fmt.Errorf(format, args...)})
 }
 
+// BroadcastOption configures [NewBroadcast]: [WithLogger].
+type BroadcastOption interface{ applyBroadcast(*broadcastConfig) }
+
+// broadcastConfig holds the settings of a [Broadcast].
+type broadcastConfig struct {
+	logger *slog.Logger
+}
+
+func (o LoggerOption) applyBroadcast(c *broadcastConfig) { c.logger = o.logger }
+
+// WithBroadcast makes a [Tiered] drop its in-process copy of each key that
+// b announces as invalidated, and lets it keep a copy for window (0: for
+// the copy's whole ttl, which follows the remote entry's) instead of the
+// coherence window, under three conditions: b's subscription is confirmed,
+// the copy was written or confirmed against the remote after that, and no
+// delete is pending in the remote (a [PendingDeletes]). Otherwise the
+// coherence window ([WithCoherence]) applies, since announcements may have
+// been missed. A nil b or a negative window is an error. Default: no
+// broadcast.
+func WithBroadcast(b *Broadcast, window time.Duration) TieredOption {
+	return tieredOption(func(c *tieredConfig) {
+		c.broadcast, c.broadcastWindow, c.broadcastSet = b, window, true
+	})
+}
