@@ -194,13 +194,13 @@ func (b *Broadcast) setUp(up bool) {
 
 // deliver hands one invalidated key to the listeners.
 func (b *Broadcast) deliver(key string) {
-	b.received.Add(1)
 	b.mu.Lock()
 	ls := b.listeners
 	b.mu.Unlock()
 	for _, l := range ls {
 		l.evict(key)
 	}
+	b.received.Add(1) // after: a count seen means the copies are gone
 }
 
 // run subscribes until Close, again after each failure.
