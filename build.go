@@ -151,6 +151,7 @@ func (b *builder) build(client redis.UniversalClient) (*Protector, error) {
 	if m := cfg.metrics; m != nil {
 		m.WatchCache(cache.Stats)
 	}
+	b.watchInvalidations()
 
 	hh, err := health.New(append(healthOpts,
 		health.WithCacheStats("cache", cache.Stats),

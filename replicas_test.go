@@ -262,3 +262,39 @@ func TestBroadcastSurvivesRestart(t *testing.T) {
 		t.Errorf("/healthz after the restart = %d %q, want 200 pass", code, status)
 	}
 }
+
+// invalidationMetrics is countingMetrics that takes the invalidation
+// counters too.
+type invalidationMetrics struct {
+	countingMetrics
+	inv func() failsoft.InvalidationStats
+}
+
+func (m *invalidationMetrics) WatchInvalidations(stats func() failsoft.InvalidationStats) {
+	m.inv = stats
+}
+
+// TestInvalidationMetrics checks that New hands the invalidation counters
+// to metrics that take them, and that they count a purge.
+func TestInvalidationMetrics(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer rdb.Close()
+	m := &invalidationMetrics{}
+	fs, err := failsoft.New(rdb, failsoft.WithMetrics(m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fs.Close()
+	if m.inv == nil {
+		t.Fatal("WatchInvalidations was not called")
+	}
+	waitFor(t, "the subscription", func() bool { return m.inv().Subscribed })
+	if err := fs.Purge(context.Background(), "http://example.com/x"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the purge published and received", func() bool {
+		st := m.inv()
+		return st.Published == 1 && st.Received == 1
+	})
+}
