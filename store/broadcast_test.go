@@ -189,3 +189,50 @@ func TestNewBroadcastErrors(t *testing.T) {
 		t.Error("NewTiered with a nil broadcast: no error")
 	}
 }
+
+// overtaken is a tierRemote that runs during before answering a GetTTL.
+type overtaken struct {
+	*tierRemote
+	during func()
+}
+
+func (o *overtaken) GetTTL(ctx context.Context, key string) ([]byte, time.Duration, error) {
+	v, ttl, err := o.tierRemote.GetTTL(ctx, key)
+	if o.during != nil {
+		o.during()
+	}
+	return v, ttl, err
+}
+
+// TestTieredOvertakenRead checks that a remote read that an announcement of
+// its key overtook is served but not kept in process: it may be older than
+// the delete announced.
+func TestTieredOvertakenRead(t *testing.T) {
+	ctx := context.Background()
+	srv := redistest.Start(t)
+	b, _ := newTestBroadcast(t, srv, "ch")
+	remote := &overtaken{tierRemote: newTierRemote(time.Now)}
+	local := newTestMemory(t, 1<<20)
+	tiered, err := NewTiered(local, remote, WithBroadcast(b, 0), WithLogger(slog.New(&tierLogs{})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tiered.Close()
+	if err := remote.Set(ctx, "k", []byte("old"), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	remote.during = func() { tiered.evict("k") }
+	if v, err := tiered.Get(ctx, "k"); err != nil || string(v) != "old" {
+		t.Fatalf("Get = %q, %v; want the remote's answer", v, err)
+	}
+	if _, ok := local.getItem("k"); ok {
+		t.Fatal("the overtaken read was kept in process")
+	}
+	remote.during = nil
+	if _, err := tiered.Get(ctx, "k"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := local.getItem("k"); !ok {
+		t.Fatal("a read not overtaken was not kept")
+	}
+}

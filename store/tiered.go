@@ -414,7 +414,7 @@ func (t *Tiered) Delete(ctx context.Context, key string) error {
 	if err := checkKey(key, t.local.maxKeyBytes); err != nil {
 		return err
 	}
-	t.local.deleteItem(key)
+	t.evict(key) // and a remote read on its way is not kept
 	err := t.remote.Delete(ctx, key)
 	t.observe(ctx, err)
 	if err != nil {

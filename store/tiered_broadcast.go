@@ -47,10 +47,12 @@ func (t *Tiered) initBroadcast(o tieredConfig) {
 	o.broadcast.listen(t)
 }
 
-// evict drops the in-process copy of key: another replica (or this one)
-// invalidated it.
+// evict drops the in-process copy of key: this replica deletes it, or an
+// announcement says that one did.
 func (t *Tiered) evict(key string) {
-	t.evictSlot(key).Add(1)
+	if s := t.evictSlot(key); s != nil {
+		s.Add(1)
+	}
 	t.local.deleteItem(key)
 }
 
