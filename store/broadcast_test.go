@@ -113,22 +113,33 @@ func (s *stickyDelete) Delete(ctx context.Context, key string) error {
 	return s.tierRemote.Delete(ctx, key)
 }
 
-// TestBroadcastReconnects checks that the subscription comes back after
-// the server restarts, and is reported down meanwhile.
+// TestBroadcastReconnects checks that the subscription is reported down
+// while the server is dead or hung, and comes back after it restarts or
+// resumes.
 func TestBroadcastReconnects(t *testing.T) {
-	srv := redistest.Start(t)
-	b, rdb := newTestBroadcast(t, srv, "ch")
-	srv.Kill()
-	pollUntil(t, 5*time.Second, "the subscription lost", func() bool { return !b.Subscribed() })
-	srv.Restart()
-	pollUntil(t, 10*time.Second, "the subscription back", b.Subscribed)
-	before := b.Stats().Received
-	pollUntil(t, 5*time.Second, "an announcement received", func() bool {
-		_ = rdb.Publish(context.Background(), "ch", "k").Err()
-		return b.Stats().Received > before
-	})
-	if st := b.Stats(); st.Reconnects == 0 {
-		t.Errorf("stats = %+v, want a reconnect", st)
+	for _, tc := range []struct {
+		name       string
+		down, heal func(*redistest.Server)
+	}{
+		{"killed and restarted", (*redistest.Server).Kill, (*redistest.Server).Restart},
+		{"paused and resumed", (*redistest.Server).Pause, (*redistest.Server).Resume},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := redistest.Start(t)
+			b, rdb := newTestBroadcast(t, srv, "ch")
+			tc.down(srv)
+			pollUntil(t, 10*time.Second, "the subscription lost", func() bool { return !b.Subscribed() })
+			tc.heal(srv)
+			pollUntil(t, 10*time.Second, "the subscription back", b.Subscribed)
+			before := b.Stats().Received
+			pollUntil(t, 5*time.Second, "an announcement received", func() bool {
+				_ = rdb.Publish(context.Background(), "ch", "k").Err()
+				return b.Stats().Received > before
+			})
+			if st := b.Stats(); st.Reconnects == 0 {
+				t.Errorf("stats = %+v, want a reconnect", st)
+			}
+		})
 	}
 }
 
