@@ -39,8 +39,9 @@ func (o LoggerOption) applyPending(c *pendingConfig) { c.logger = o.logger }
 type ChannelOption struct{ channel string }
 
 // WithInvalidationChannel makes the store publish every key it deletes
-// (without the prefix) on channel, in the same round trip as the DEL:
-// PUBLISH, or SPUBLISH for a Cluster client (sharded pub/sub). A Delete
+// (without the prefix) on channel once the DEL is done: PUBLISH in the same
+// round trip, or SPUBLISH for a Cluster client (sharded pub/sub) in a
+// second one. A Delete
 // whose publication fails returns the error, so that a [PendingDeletes]
 // tries both again. [Broadcast] subscribes to the channel. Default: ""
 // (nothing is published).

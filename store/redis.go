@@ -195,9 +195,10 @@ func (s *Redis) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 }
 
 // Delete removes key with DEL. Deleting a missing key is not an error.
-// With [WithInvalidationChannel], the DEL and a PUBLISH (SPUBLISH on a
-// Cluster) of key on the channel go in one pipeline, and an error of either
-// is returned.
+// With [WithInvalidationChannel], key is then published on the channel:
+// PUBLISH in the DEL's pipeline, or, on a Cluster, SPUBLISH once the DEL is
+// done (a second round trip), so that the announcement never arrives before
+// the entry is gone; an error of either is returned.
 func (s *Redis) Delete(ctx context.Context, key string) error {
 	if err := s.usable(); err != nil {
 		return err
@@ -211,17 +212,25 @@ func (s *Redis) Delete(ctx context.Context, key string) error {
 		}
 		return nil
 	}
-	cmds, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.Del(ctx, s.prefix+key)
-		if s.sharded {
-			p.SPublish(ctx, s.channel, key)
-		} else {
-			p.Publish(ctx, s.channel, key)
+	var err error
+	if s.sharded {
+		// A Cluster pipeline sends to each node at once: the announcement
+		// could overtake the DEL, and a replica re-read the old entry. One
+		// after the other.
+		if err = s.client.Del(ctx, s.prefix+key).Err(); err == nil {
+			err = s.client.SPublish(ctx, s.channel, key).Err()
 		}
-		return nil
-	})
-	if err == nil && len(cmds) == 2 {
-		err = cmds[1].Err()
+	} else {
+		// One connection: the DEL runs before the PUBLISH.
+		var cmds []redis.Cmder
+		cmds, err = s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+			p.Del(ctx, s.prefix+key)
+			p.Publish(ctx, s.channel, key)
+			return nil
+		})
+		if err == nil && len(cmds) == 2 {
+			err = cmds[1].Err()
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("store: redis delete: %w", err)
