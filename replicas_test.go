@@ -80,11 +80,14 @@ func TestLostInvalidation(t *testing.T) {
 	}{
 		{"in-process tier", nil},
 		{"no in-process tier", []failsoft.Option{failsoft.WithMemory(0)}},
+		{"no broadcast", []failsoft.Option{failsoft.WithBroadcast(false)}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := redistest.Start(t)
 			app := &versioned{}
-			a := newReplica(t, srv.Addr(), app, tc.opts...)
+			// The breaker stays open long enough for the POST to land while
+			// it is.
+			a := newReplica(t, srv.Addr(), app, append(tc.opts, failsoft.WithOpenPeriod(time.Second))...)
 
 			if rec := get(a.h, "/item"); rec.Body.String() != "v0" {
 				t.Fatalf("first GET = %q", rec.Body)
@@ -109,6 +112,9 @@ func TestLostInvalidation(t *testing.T) {
 			if rec := get(a.h, "/item"); rec.Body.String() != "v1" {
 				t.Fatalf("GET after the breaker closed = %q (Cache-Status %q), want v1: the invalidation was lost",
 					rec.Body, rec.Header().Get("Cache-Status"))
+			}
+			if st := a.fs.Stats().Invalidations; st.AppliedLate != 1 || st.Pending != 0 {
+				t.Errorf("invalidation stats = %+v, want one applied late", st)
 			}
 		})
 	}
@@ -201,7 +207,7 @@ func TestPurgeReachesReplicas(t *testing.T) {
 func TestLostInvalidationAcrossReplicas(t *testing.T) {
 	srv := redistest.Start(t)
 	app := &versioned{}
-	rs := newReplicas(t, 2, srv.Addr(), app)
+	rs := newReplicas(t, 2, srv.Addr(), app, failsoft.WithOpenPeriod(time.Second))
 	a, b := rs[0], rs[1]
 	for _, r := range rs {
 		if got := get(r.h, "/item").Body.String(); got != "v0" {
