@@ -19,6 +19,8 @@ type builder struct {
 	p   *Protector
 
 	cache, health, tiered, memory, client, bound, guards func() error
+	// The invalidation parts (invalidation.go).
+	broadcast, pending func() error
 }
 
 // guardName names the breaker (or, for a Cluster, each node's breaker
@@ -32,10 +34,15 @@ func (b *builder) build(client redis.UniversalClient) (*Protector, error) {
 		return nil, err
 	}
 	b.client = cc.Close
-	remote, err := store.NewRedis(cc, store.WithPrefix(cfg.name+":"))
+	redisOpts := []store.RedisOption{store.WithPrefix(cfg.name + ":")}
+	if cfg.broadcast {
+		redisOpts = append(redisOpts, store.WithInvalidationChannel(invalidationChannel(cfg.name)))
+	}
+	remote, err := store.NewRedis(cc, redisOpts...)
 	if err != nil {
 		return nil, err
 	}
+	p.remote = remote
 
 	guardOpts := []store.GuardOption{
 		store.WithName(guardName),
@@ -101,14 +108,27 @@ func (b *builder) build(client redis.UniversalClient) (*Protector, error) {
 	// of its load balancer; the breaker check is what WithCritical governs.
 	healthOpts = append(healthOpts, health.WithPinger("redis-ping", guarded, false))
 
-	var cacheStore store.Store = guarded
+	pending, err := b.newPendingDeletes(guarded)
+	if err != nil {
+		return nil, err
+	}
+	var cacheStore store.Store = pending
 	if cfg.memoryBytes > 0 {
 		local, err := store.NewMemory(cfg.memoryBytes)
 		if err != nil {
 			return nil, err
 		}
 		b.memory = local.Close
-		tiered, err := store.NewTiered(local, guarded, store.WithLogger(cfg.logger))
+		tieredOpts := []store.TieredOption{store.WithLogger(cfg.logger)}
+		if cfg.broadcast {
+			bc, err := b.newBroadcast(cc)
+			if err != nil {
+				return nil, err
+			}
+			tieredOpts = append(tieredOpts, store.WithBroadcast(bc, cfg.broadcastWindow))
+			healthOpts = append(healthOpts, broadcastCheck(bc))
+		}
+		tiered, err := store.NewTiered(local, pending, tieredOpts...)
 		if err != nil {
 			return nil, err
 		}
@@ -131,6 +151,7 @@ func (b *builder) build(client redis.UniversalClient) (*Protector, error) {
 	if m := cfg.metrics; m != nil {
 		m.WatchCache(cache.Stats)
 	}
+	b.watchInvalidations()
 
 	hh, err := health.New(append(healthOpts,
 		health.WithCacheStats("cache", cache.Stats),
@@ -152,7 +173,7 @@ func (b *builder) build(client redis.UniversalClient) (*Protector, error) {
 // runs them.
 func (b *builder) closeOrder() []func() error {
 	var out []func() error
-	for _, c := range []func() error{b.cache, b.health, b.tiered, b.memory, b.client, b.bound, b.guards} {
+	for _, c := range []func() error{b.cache, b.health, b.tiered, b.broadcast, b.pending, b.memory, b.client, b.bound, b.guards} {
 		if c != nil {
 			out = append(out, c)
 		}

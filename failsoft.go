@@ -34,6 +34,13 @@ type Protector struct {
 	hook  *store.Hook
 	nodes *store.NodeGuards
 
+	// The invalidation parts (invalidation.go): the cache's Redis store
+	// (which publishes), the deletes an outage refused, the subscription
+	// (nil without one).
+	remote    *store.Redis
+	pending   *store.PendingDeletes
+	broadcast *store.Broadcast
+
 	closers   []func() error // in the order Close calls them
 	closeOnce sync.Once
 	closeErr  error
@@ -71,6 +78,9 @@ type Stats struct {
 	// DroppedWrites counts the write commands of the caller's client that
 	// the hook dropped during an outage (cache mode, see [WithCacheMode]).
 	DroppedWrites uint64
+	// Invalidations counts pending, late, dropped, published and received
+	// invalidations, and tells the broadcast subscription's state.
+	Invalidations InvalidationStats
 }
 
 // New builds the recommended stack around client, a *redis.Client (also one
@@ -92,6 +102,13 @@ type Stats struct {
 //     write is dropped.
 //   - An in-process tier ([store.Tiered] over [store.Memory]) holds copies
 //     that answer while Redis is away.
+//   - An invalidation (a successful unsafe request, a purge) that an outage
+//     refused is kept and applied when Redis is back, before the key is read
+//     from it again ([store.PendingDeletes]); each one is announced on the
+//     Redis channel "<name>:invalidations", and every replica drops its
+//     in-process copy when it hears it ([store.Broadcast], [WithBroadcast]).
+//     The subscription uses a connection of the cache's client (for a
+//     Cluster, of a copy of it without hooks).
 //   - The chain is [middleware.Recover] then the [middleware.Cache].
 //   - The health handlers report the breakers, a ping and the cache's
 //     counters (see [Protector.Health]).
@@ -147,7 +164,7 @@ func (p *Protector) Healthz() http.Handler { return p.health.Healthz() }
 
 // Stats returns a snapshot of the cache's and the breakers' counters.
 func (p *Protector) Stats() Stats {
-	s := Stats{Cache: p.cache.Stats()}
+	s := Stats{Cache: p.cache.Stats(), Invalidations: p.invalidationStats()}
 	if p.guard != nil {
 		s.Breakers = []store.BreakerStats{p.guard.Stats()}
 		s.DroppedWrites = p.hook.Dropped()
@@ -176,7 +193,8 @@ func (p *Protector) PurgeRequest(r *http.Request) error {
 
 // Close shuts the stack down in order: the cache stops caching and waits
 // for its pending writes and refreshes, the health checks stop, the
-// in-process tier is released, the cache's own client is closed (ending
+// broadcast subscription ends, pending invalidations are tried once more
+// (what still fails is lost), the in-process tier is released, the cache's own client is closed (ending
 // the calls a hung Redis still holds) and the breakers are closed. After
 // Close the chain passes requests straight to the handler, and commands of
 // the caller's client fail at once through the hook (in cache mode, reads

@@ -298,6 +298,7 @@ func TestNewErrors(t *testing.T) {
 		{"bad name", rdb, []failsoft.Option{failsoft.WithName("a b")}, "token"},
 		{"nil key func", rdb, []failsoft.Option{failsoft.WithKeyFunc(nil)}, "key function"},
 		{"nil metrics", rdb, []failsoft.Option{failsoft.WithMetrics(nil)}, "metrics"},
+		{"negative broadcast window", rdb, []failsoft.Option{failsoft.WithBroadcastCoherence(-time.Second)}, "broadcast coherence"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

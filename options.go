@@ -28,6 +28,10 @@ type config struct {
 	metrics          Metrics
 	cacheMode        bool
 	errs             []error
+
+	// Invalidation options (at the end of this file).
+	broadcast       bool
+	broadcastWindow time.Duration
 }
 
 // DefaultMemoryBytes is the in-process tier's byte budget: the copy that
@@ -42,6 +46,7 @@ func defaultConfig() config {
 		openPeriod:       store.DefaultOpenPeriod,
 		name:             middleware.DefaultName,
 		cacheMode:        true,
+		broadcast:        true,
 	}
 }
 
@@ -71,6 +76,9 @@ func buildConfig(opts []Option) (config, error) {
 	}
 	if c.openPeriod <= 0 {
 		errs = append(errs, fmt.Errorf("open period %v is not positive", c.openPeriod))
+	}
+	if c.broadcastWindow < 0 {
+		errs = append(errs, fmt.Errorf("broadcast coherence window %v is negative", c.broadcastWindow))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return c, fmt.Errorf("failsoft: invalid options: %w", err)
@@ -173,4 +181,26 @@ func WithMetrics(m Metrics) Option {
 // [store.WithCacheMode]). Default: on.
 func WithCacheMode(on bool) Option {
 	return func(c *config) { c.cacheMode = on }
+}
+
+// Invalidation options.
+
+// WithBroadcast sets whether replicas tell each other about invalidations:
+// on, every invalidation (a successful unsafe request, a purge) is published
+// on the Redis channel "<name>:invalidations" (SPUBLISH on a Cluster) and
+// every replica subscribed to it drops its in-process copy at once; while
+// its subscription is confirmed, a replica keeps in-process copies for the
+// broadcast coherence window ([WithBroadcastCoherence]) instead of 2 s.
+// Off, nothing is published or subscribed, and another replica's purge
+// reaches this one's in-process tier within 2 s. Default: on.
+func WithBroadcast(on bool) Option {
+	return func(c *config) { c.broadcast = on }
+}
+
+// WithBroadcastCoherence sets how long, while the broadcast subscription is
+// confirmed and no invalidation is pending, an in-process copy answers
+// without asking Redis; 0 means for the copy's whole ttl (which ends with
+// the Redis entry's), and a negative window is an error. Default: 0.
+func WithBroadcastCoherence(d time.Duration) Option {
+	return func(c *config) { c.broadcastWindow = d }
 }

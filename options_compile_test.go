@@ -40,6 +40,10 @@ var misplaced = []struct {
 	{`failsoft.New(nil, store.WithOpTimeout(time.Second))`, "as failsoft.Option value"},
 	{`failsoft.New(nil, middleware.WithLogger(nil))`, "as failsoft.Option value"},
 	{`failsoft.New(nil, health.WithTTL(time.Second))`, "as failsoft.Option value"},
+	{`store.NewPendingDeletes(nil, store.WithCoherence(0))`, "does not implement store.PendingOption"},
+	{`store.NewBroadcast(nil, "c", store.WithMaxPending(1))`, "does not implement store.BroadcastOption"},
+	{`store.NewTiered(nil, nil, store.WithInvalidationChannel("c"))`, "does not implement store.TieredOption"},
+	{`store.NewRedis(nil, store.WithBroadcast(nil, 0))`, "does not implement store.RedisOption"},
 }
 
 // wellPlaced passes every option where it is read: it must compile, which
@@ -61,6 +65,11 @@ func f() {
 	_ = middleware.Recover(middleware.WithLogger(nil), middleware.WithBreakers())
 	_, _ = health.New(health.WithLogger(nil), health.WithTTL(time.Second))
 	_, _ = failsoft.New(nil, failsoft.WithLogger(nil), failsoft.WithOpTimeout(time.Second))
+	_, _ = store.NewPendingDeletes(nil, store.WithMaxPending(1), store.WithLogger(nil))
+	_, _ = store.NewBroadcast(nil, "c", store.WithLogger(nil))
+	_, _ = store.NewRedis(nil, store.WithInvalidationChannel("c"))
+	_, _ = store.NewTiered(nil, nil, store.WithBroadcast(nil, 0))
+	_, _ = failsoft.New(nil, failsoft.WithBroadcast(true), failsoft.WithBroadcastCoherence(0))
 }
 `
 

@@ -59,7 +59,9 @@ func safeMethod(method string) bool {
 
 // invalidate deletes the entries of r's URL and of the same-host URLs that
 // the response's Location and Content-Location name. The deletes run before
-// the response completes, so that the client's next read sees them.
+// the response completes, so that the client's next read sees them. A
+// delete that fails is counted (StoreErrors); over a [store.PendingDeletes]
+// one that an outage refused is kept and applied later.
 func (c *Cache) invalidate(r *http.Request, h http.Header) {
 	ctx := context.WithoutCancel(r.Context())
 	targets := []*url.URL{r.URL}
@@ -101,8 +103,14 @@ func (c *Cache) invalidate(r *http.Request, h http.Header) {
 // Purge keys carries no header, so it does not reach what requests with
 // key headers stored (see [DefaultKeyHeaders]; behind a proxy that sets
 // X-Forwarded-Proto, that is every entry): use [Cache.PurgeRequest] for
-// those. A purge reaches other replicas' in-process tiers when their
-// coherence window ends.
+// those.
+//
+// Over a [store.Tiered] whose Redis store announces deletes
+// ([store.WithInvalidationChannel], [store.WithBroadcast]), a purge reaches
+// other replicas' in-process tiers within a round trip; otherwise when their
+// coherence window ends. Over a [store.PendingDeletes], a purge that an
+// outage refused returns an error wrapping [store.ErrDeletePending] and is
+// applied when Redis is back, before the key is read from it again.
 func (c *Cache) Purge(ctx context.Context, rawURL string) error {
 	u, err := url.Parse(rawURL)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {

@@ -17,6 +17,12 @@
 //     breaker is open, no call waits at all.
 //   - [Hook] is a go-redis hook that gives code calling a *redis.Client
 //     directly the same breaker and timeout.
+//   - [PendingDeletes] wraps a Store (a Guard) so that a delete refused by an
+//     outage is kept and applied when the store is back, before the key is
+//     read again: no invalidation is lost.
+//   - [Broadcast] subscribes to the invalidations that Redis stores publish
+//     ([WithInvalidationChannel]), and makes the Tiered stores listening
+//     ([WithBroadcast]) drop their in-process copies at once.
 //
 // # Options
 //
@@ -24,15 +30,19 @@
 // to a constructor that would not read it does not compile:
 //
 //	constructor       option type         options
-//	NewRedis          RedisOption         WithPrefix, WithMaxKeyBytes, WithMaxValueBytes
+//	NewRedis          RedisOption         WithPrefix, WithMaxKeyBytes, WithMaxValueBytes,
+//	                                      WithInvalidationChannel
 //	NewMemory         MemoryOption        WithMaxKeyBytes, WithMaxValueBytes, WithClock
-//	NewTiered         TieredOption        WithCoherence, WithMaxBackfills, WithLogger, WithClock
+//	NewTiered         TieredOption        WithCoherence, WithMaxBackfills, WithLogger, WithClock,
+//	                                      WithBroadcast
 //	NewGuard, Bound   GuardOption         WithName, WithOpTimeout, WithFailureThreshold,
 //	                                      WithOpenPeriod, WithHalfOpenRequests, WithMaxInFlight,
 //	                                      WithOnStateChange, WithObserver, WithLogger, WithClock
 //	NewNodeGuards     NodeGuardsOption    every GuardOption, WithPrefix, WithMaxKeyBytes,
 //	                                      WithMaxValueBytes
 //	NewHook           HookOption          WithCacheMode
+//	NewPendingDeletes PendingOption       WithMaxPending, WithLogger
+//	NewBroadcast      BroadcastOption     WithLogger
 //
 // [NodeGuards.Bound] returns an error for WithFailureThreshold,
 // WithOpenPeriod and WithHalfOpenRequests: its breaker never opens.

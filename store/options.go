@@ -7,8 +7,8 @@ import (
 	"time"
 )
 
-// RedisOption configures [NewRedis]: [WithPrefix], [WithMaxKeyBytes] and
-// [WithMaxValueBytes].
+// RedisOption configures [NewRedis]: [WithPrefix], [WithMaxKeyBytes],
+// [WithMaxValueBytes] and [WithInvalidationChannel].
 type RedisOption interface{ applyRedis(*redisConfig) }
 
 // MemoryOption configures [NewMemory]: [WithMaxKeyBytes],
@@ -16,7 +16,7 @@ type RedisOption interface{ applyRedis(*redisConfig) }
 type MemoryOption interface{ applyMemory(*memoryConfig) }
 
 // TieredOption configures [NewTiered]: [WithCoherence], [WithMaxBackfills],
-// [WithLogger] and [WithClock].
+// [WithLogger], [WithClock] and [WithBroadcast].
 type TieredOption interface{ applyTiered(*tieredConfig) }
 
 // GuardOption configures [NewGuard]: [WithName], [WithOpTimeout],
@@ -55,15 +55,18 @@ func invalid(errs []error) error {
 }
 
 // LoggerOption sets the logger of the constructors that log: [NewGuard] (and
-// so [NewNodeGuards] and [NodeGuards.Bound]: breaker state changes) and
-// [NewTiered] (the remote store's availability, dropped backfills). It is a
-// [GuardOption], a [NodeGuardsOption] and a [TieredOption]; [Redis],
+// so [NewNodeGuards] and [NodeGuards.Bound]: breaker state changes),
+// [NewTiered] (the remote store's availability, dropped backfills),
+// [NewPendingDeletes] (dropped deletes) and [NewBroadcast] (lost
+// subscriptions). It is a [GuardOption], a [NodeGuardsOption], a
+// [TieredOption], a [PendingOption] and a [BroadcastOption]; [Redis],
 // [Memory] and [Hook] do not log. Build it with [WithLogger].
 type LoggerOption struct{ logger *slog.Logger }
 
 // WithLogger sets the logger for state changes and dropped work. Default:
 // slog.Default() (a nil logger also means the default). Accepted by
-// [NewGuard], [NodeGuards.Bound], [NewNodeGuards] and [NewTiered].
+// [NewGuard], [NodeGuards.Bound], [NewNodeGuards], [NewTiered],
+// [NewPendingDeletes] and [NewBroadcast].
 func WithLogger(l *slog.Logger) LoggerOption { return LoggerOption{l} }
 
 func (o LoggerOption) applyGuard(c *guardConfig)           { c.logger = o.logger }

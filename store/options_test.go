@@ -36,6 +36,11 @@ var (
 	_ GuardOption      = WithObserver(nil)
 	_ NodeGuardsOption = WithOpTimeout(0) // every GuardOption
 	_ HookOption       = WithCacheMode(false)
+	_ PendingOption    = WithMaxPending(0)
+	_ PendingOption    = WithLogger(nil)
+	_ BroadcastOption  = WithLogger(nil)
+	_ RedisOption      = WithInvalidationChannel("")
+	_ TieredOption     = WithBroadcast(nil, 0)
 )
 
 // staticType returns the static type of its argument: the interface type
@@ -57,6 +62,8 @@ func TestOptionsAcceptedExactlyWhereRead(t *testing.T) {
 		{"Guard", reflect.TypeFor[GuardOption]()},
 		{"NodeGuards", reflect.TypeFor[NodeGuardsOption]()},
 		{"Hook", reflect.TypeFor[HookOption]()},
+		{"Pending", reflect.TypeFor[PendingOption]()},
+		{"Broadcast", reflect.TypeFor[BroadcastOption]()},
 	}
 	guard := "Guard NodeGuards"
 	tests := []struct {
@@ -68,7 +75,7 @@ func TestOptionsAcceptedExactlyWhereRead(t *testing.T) {
 		{"WithMaxKeyBytes", staticType(WithMaxKeyBytes(1)), "Redis Memory NodeGuards"},
 		{"WithMaxValueBytes", staticType(WithMaxValueBytes(1)), "Redis Memory NodeGuards"},
 		{"WithClock", staticType(WithClock(time.Now)), "Memory Tiered Guard NodeGuards"},
-		{"WithLogger", staticType(WithLogger(nil)), "Tiered Guard NodeGuards"},
+		{"WithLogger", staticType(WithLogger(nil)), "Tiered Guard NodeGuards Pending Broadcast"},
 		{"WithCoherence", staticType(WithCoherence(0)), "Tiered"},
 		{"WithMaxBackfills", staticType(WithMaxBackfills(1)), "Tiered"},
 		{"WithName", staticType(WithName("")), guard},
@@ -80,6 +87,9 @@ func TestOptionsAcceptedExactlyWhereRead(t *testing.T) {
 		{"WithOnStateChange", staticType(WithOnStateChange(nil)), guard},
 		{"WithObserver", staticType(WithObserver(nil)), guard},
 		{"WithCacheMode", staticType(WithCacheMode(true)), "Hook"},
+		{"WithMaxPending", staticType(WithMaxPending(1)), "Pending"},
+		{"WithInvalidationChannel", staticType(WithInvalidationChannel("")), "Redis"},
+		{"WithBroadcast", staticType(WithBroadcast(nil, 0)), "Tiered"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.option, func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -15,9 +16,10 @@ import (
 // store's prefix followed by the key, so that stores with different prefixes
 // share one Redis without seeing each other's entries.
 //
-// A Redis is safe for concurrent use; it holds no state besides the client
-// and its settings. The zero value is not usable: build one with [NewRedis];
-// its methods return [ErrClosed] on the zero value.
+// A Redis is safe for concurrent use; it holds no state besides the client,
+// its settings and a counter of published invalidations. The zero value is
+// not usable: build one with [NewRedis]; its methods return [ErrClosed] on
+// the zero value.
 //
 // Failures: a miss is [ErrNotFound]; bad input is [ErrInvalidKey],
 // [ErrValueTooLarge] or [ErrInvalidTTL] and never reaches Redis; every other
@@ -31,6 +33,9 @@ type Redis struct {
 	prefix        string
 	maxKeyBytes   int
 	maxValueBytes int
+	channel       string // WithInvalidationChannel; "" publishes nothing
+	sharded       bool   // client is a Cluster client: SPUBLISH
+	published     atomic.Uint64
 }
 
 var (
@@ -68,7 +73,15 @@ func newRedis(client redis.UniversalClient, c redisConfig) *Redis {
 		prefix:        c.prefix,
 		maxKeyBytes:   c.maxKeyBytes,
 		maxValueBytes: c.maxValueBytes,
+		channel:       c.channel,
+		sharded:       isCluster(client),
 	}
+}
+
+// isCluster reports whether client is a Cluster client.
+func isCluster(client redis.UniversalClient) bool {
+	_, ok := client.(*redis.ClusterClient)
+	return ok
 }
 
 // isNil reports whether v is nil or an interface holding a nil pointer, map,
@@ -182,6 +195,10 @@ func (s *Redis) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 }
 
 // Delete removes key with DEL. Deleting a missing key is not an error.
+// With [WithInvalidationChannel], key is then published on the channel:
+// PUBLISH in the DEL's pipeline, or, on a Cluster, SPUBLISH once the DEL is
+// done (a second round trip), so that the announcement never arrives before
+// the entry is gone; an error of either is returned.
 func (s *Redis) Delete(ctx context.Context, key string) error {
 	if err := s.usable(); err != nil {
 		return err
@@ -189,10 +206,46 @@ func (s *Redis) Delete(ctx context.Context, key string) error {
 	if err := checkKey(key, s.maxKeyBytes); err != nil {
 		return err
 	}
-	if err := s.client.Del(ctx, s.prefix+key).Err(); err != nil {
+	if s.channel == "" {
+		if err := s.client.Del(ctx, s.prefix+key).Err(); err != nil {
+			return fmt.Errorf("store: redis delete: %w", err)
+		}
+		return nil
+	}
+	var err error
+	if s.sharded {
+		// A Cluster pipeline sends to each node at once: the announcement
+		// could overtake the DEL, and a replica re-read the old entry. One
+		// after the other.
+		if err = s.client.Del(ctx, s.prefix+key).Err(); err == nil {
+			err = s.client.SPublish(ctx, s.channel, key).Err()
+		}
+	} else {
+		// One connection: the DEL runs before the PUBLISH.
+		var cmds []redis.Cmder
+		cmds, err = s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+			p.Del(ctx, s.prefix+key)
+			p.Publish(ctx, s.channel, key)
+			return nil
+		})
+		if err == nil && len(cmds) == 2 {
+			err = cmds[1].Err()
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("store: redis delete: %w", err)
 	}
+	s.published.Add(1)
 	return nil
+}
+
+// Published returns how many deletes were announced on the invalidation
+// channel ([WithInvalidationChannel]).
+func (s *Redis) Published() uint64 {
+	if s == nil {
+		return 0
+	}
+	return s.published.Load()
 }
 
 // Ping sends PING and returns its error, wrapped. For a Cluster client it

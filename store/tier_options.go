@@ -9,7 +9,8 @@ import (
 
 // redisConfig holds the settings of a [Redis] store.
 type redisConfig struct {
-	prefix string
+	prefix  string
+	channel string // WithInvalidationChannel
 	limits
 }
 
@@ -73,6 +74,11 @@ type tieredConfig struct {
 	maxBackfills int
 	logger       *slog.Logger
 	now          func() time.Time
+
+	// WithBroadcast
+	broadcast       *Broadcast
+	broadcastWindow time.Duration
+	broadcastSet    bool
 }
 
 // newTieredConfig applies opts over the defaults and validates the result.
@@ -96,6 +102,12 @@ func newTieredConfig(opts []TieredOption) (tieredConfig, error) {
 	}
 	if c.maxBackfills <= 0 {
 		errs = append(errs, fmt.Errorf("max backfills %d is not positive", c.maxBackfills))
+	}
+	if c.broadcastSet && (c.broadcast == nil || c.broadcast.cancel == nil) {
+		errs = append(errs, errors.New("broadcast is nil (build it with NewBroadcast)"))
+	}
+	if c.broadcastWindow < 0 {
+		errs = append(errs, fmt.Errorf("broadcast coherence window %v is negative", c.broadcastWindow))
 	}
 	return c, invalid(errs)
 }

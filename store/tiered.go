@@ -74,6 +74,12 @@ import (
 // and so does, with a cluster, a shard other than the marker's that
 // restarts empty.
 //
+// Broadcast. With [WithBroadcast], an invalidation announced by any
+// replica's [Redis] store drops the local copy at once, and while the
+// subscription is confirmed a copy may answer for a longer window than the
+// coherence window (see [WithBroadcast] for when). A remote read that an
+// announcement of its key overtook is returned but not kept.
+//
 // The remote's state changes are logged ([WithLogger]) when they happen, at
 // most once per 5 s for each direction; a line counts the transitions it
 // stands for, and a state left unlogged by the limit is logged by the next
@@ -115,6 +121,8 @@ type Tiered struct {
 	flips      atomic.Int64 // transitions since the last line
 	loggedAt   [2]int64     // t.now of the last up, down line, or noTime; under logMu
 
+	bc tierBroadcast // WithBroadcast (tiered_broadcast.go)
+
 	slots  chan struct{} // one token per running backfill
 	mu     sync.Mutex    // orders wg.Add against Close
 	closed atomic.Bool
@@ -132,7 +140,8 @@ var (
 // as described on [Tiered]. Neither may be nil, and they must differ.
 //
 // Its options are [WithCoherence] (default 2 s; 0 asks the remote on every
-// Get), [WithMaxBackfills] (default 16), [WithLogger] (default
+// Get), [WithBroadcast] (default none), [WithMaxBackfills] (default 16),
+// [WithLogger] (default
 // slog.Default()) and [WithClock] (default time.Now; it times the coherence
 // window, while expiry follows local's own clock); a nil option or a bad
 // value is an error. Keys and values are checked against local's limits
@@ -164,6 +173,7 @@ func NewTiered(local *Memory, remote Store, opts ...TieredOption) (*Tiered, erro
 	t.remoteTTL, _ = remote.(TTLGetter)
 	t.writtenAt.Store(noTime)
 	t.throttledAt.Store(noTime)
+	t.initBroadcast(o)
 	return t, nil
 }
 
@@ -242,7 +252,7 @@ func (t *Tiered) get(ctx context.Context, key string, wantTTL bool) (read, error
 	checkNow := t.now().UnixNano()
 	local, haveLocal := t.local.getItem(key)
 	// A clock stepped back makes the age negative: ask the remote then.
-	if age := checkNow - local.checkedAt; haveLocal && age >= 0 && age < t.coherence {
+	if age := checkNow - local.checkedAt; haveLocal && age >= 0 && (age < t.coherence || t.longWindow(local.checkedAt, age)) {
 		var ttl time.Duration
 		if wantTTL {
 			ttl = local.ttl(t.local.nowNano())
@@ -250,6 +260,7 @@ func (t *Tiered) get(ctx context.Context, key string, wantTTL bool) (read, error
 		return read{it: local, local: true, ttl: ttl}, nil
 	}
 
+	evictions := t.evictions(key)
 	value, ttl, err := t.remoteGet(ctx, key)
 	memNow := t.local.nowNano()
 	if haveLocal && !local.live(memNow) {
@@ -272,6 +283,11 @@ func (t *Tiered) get(ctx context.Context, key string, wantTTL bool) (read, error
 			// No ttl to give a new copy: serve the remote's value only, and
 			// claim no lifetime for it.
 			return read{it: it, fresh: true, ttl: time.Nanosecond}, nil
+		}
+		if t.evictions(key) != evictions {
+			// An invalidation of key was announced while the value was on
+			// its way: it may be older than the delete. Serve it, keep it not.
+			return read{it: it, fresh: true, ttl: it.ttl(memNow)}, nil
 		}
 		if t.local.setItem(key, it) != nil {
 			// Too heavy for the in-process budget: drop an older copy too.
@@ -398,7 +414,7 @@ func (t *Tiered) Delete(ctx context.Context, key string) error {
 	if err := checkKey(key, t.local.maxKeyBytes); err != nil {
 		return err
 	}
-	t.local.deleteItem(key)
+	t.evict(key) // and a remote read on its way is not kept
 	err := t.remote.Delete(ctx, key)
 	t.observe(ctx, err)
 	if err != nil {
@@ -429,8 +445,11 @@ func (t *Tiered) Close() error {
 		return nil
 	}
 	t.mu.Lock()
-	t.closed.Store(true)
+	closing := !t.closed.Swap(true)
 	t.mu.Unlock()
+	if closing && t.bc.b != nil {
+		t.bc.b.unlisten(t)
+	}
 	t.wg.Wait()
 	return nil
 }

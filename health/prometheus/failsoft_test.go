@@ -7,3 +7,6 @@ import (
 
 // A *Metrics is what failsoft.WithMetrics takes.
 var _ failsoft.Metrics = (*prometheus.Metrics)(nil)
+
+// A *Metrics takes the invalidation counters too.
+var _ failsoft.InvalidationWatcher = (*prometheus.Metrics)(nil)

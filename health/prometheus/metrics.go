@@ -25,6 +25,13 @@
 //	failsoft_store_errors_total{store,op,class}         counter: guarded calls that failed, by store.Class
 //	failsoft_breaker_state{store}                      gauge: 0 closed, 1 half-open, 2 open
 //	failsoft_breaker_transitions_total{store,to}        counter: breaker state changes, by the state entered
+//	failsoft_invalidations_published_total             counter: invalidations announced to the other replicas
+//	failsoft_invalidations_received_total              counter: invalidations received from the broadcast
+//	failsoft_invalidations_pending                     gauge: invalidations refused by an outage, not yet applied
+//	failsoft_invalidations_applied_late_total          counter: pending invalidations applied since
+//	failsoft_invalidations_dropped_total               counter: invalidations lost, too many pending
+//	failsoft_broadcast_subscribed                      gauge: 1 while the broadcast subscription is confirmed
+//	failsoft_broadcast_reconnects_total                counter: broadcast subscriptions lost
 //
 // The cache counters are read from the cache's Stats when Prometheus
 // scrapes, so they cost the request path nothing. To export several caches,
@@ -39,6 +46,7 @@ import (
 
 	prom "github.com/prometheus/client_golang/prometheus"
 
+	"github.com/failsoft/failsoft"
 	"github.com/failsoft/failsoft/middleware"
 	"github.com/failsoft/failsoft/store"
 )
@@ -95,9 +103,13 @@ type Metrics struct {
 
 	requestsDesc, storeErrorsDesc, storedDesc, droppedDesc, refreshesDesc, invalidatedDesc *prom.Desc
 
-	mu       sync.Mutex
-	breakers []Breaker
-	cache    func() middleware.Stats
+	// WatchInvalidations (invalidations.go)
+	inv invalidationDescs
+
+	mu            sync.Mutex
+	breakers      []Breaker
+	cache         func() middleware.Stats
+	invalidations func() failsoft.InvalidationStats
 }
 
 var _ prom.Collector = (*Metrics)(nil)
@@ -118,6 +130,7 @@ func New(opts ...Option) (*Metrics, error) {
 		return prom.NewDesc(name, help, labels, nil)
 	}
 	return &Metrics{
+		inv: newInvalidationDescs(),
 		duration: prom.NewHistogramVec(prom.HistogramOpts{
 			Name:    "failsoft_store_operation_duration_seconds",
 			Help:    "How long guarded store operations made their callers wait, in seconds, failures and refusals included.",
@@ -199,6 +212,7 @@ func (m *Metrics) Describe(ch chan<- *prom.Desc) {
 	for _, d := range []*prom.Desc{m.requestsDesc, m.storeErrorsDesc, m.storedDesc, m.droppedDesc, m.refreshesDesc, m.invalidatedDesc} {
 		ch <- d
 	}
+	m.inv.describe(ch)
 }
 
 // Collect implements prometheus.Collector.
@@ -206,7 +220,11 @@ func (m *Metrics) Collect(ch chan<- prom.Metric) {
 	m.mu.Lock()
 	breakers := append([]Breaker(nil), m.breakers...)
 	cache := m.cache
+	invalidations := m.invalidations
 	m.mu.Unlock()
+	if invalidations != nil {
+		m.inv.collect(ch, invalidations())
+	}
 
 	for _, b := range breakers {
 		m.state.WithLabelValues(b.Name()).Set(float64(b.State()))

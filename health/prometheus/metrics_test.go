@@ -12,6 +12,7 @@ import (
 	prom "github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/failsoft/failsoft"
 	"github.com/failsoft/failsoft/middleware"
 	"github.com/failsoft/failsoft/store"
 )
@@ -61,6 +62,7 @@ func TestNewRejectsInvalidOptions(t *testing.T) {
 func TestLintAndPedanticRegistry(t *testing.T) {
 	m := newMetrics(t)
 	m.WatchCache(func() middleware.Stats { return middleware.Stats{Hits: 1} })
+	m.WatchInvalidations(func() failsoft.InvalidationStats { return failsoft.InvalidationStats{Pending: 1} })
 	m.WatchBreaker(&fakeBreaker{name: "redis"})
 	m.Observer()("redis", "get", time.Millisecond, store.ClassTimeout)
 	m.OnStateChange()("redis", store.StateClosed, store.StateOpen)
