@@ -97,9 +97,6 @@ func (b *builder) build(client redis.UniversalClient) (*Protector, error) {
 		if err != nil {
 			return nil, err
 		}
-		if m := cfg.metrics; m != nil {
-			m.WatchBreaker(guarded)
-		}
 		healthOpts = append(healthOpts, health.WithBreakerCheck(guarded, cfg.critical))
 		recoverOpts = append(recoverOpts, middleware.WithBreakers(guarded))
 		addHook = func() { client.AddHook(p.hook) }
@@ -148,10 +145,6 @@ func (b *builder) build(client redis.UniversalClient) (*Protector, error) {
 		return nil, err
 	}
 	p.cache, b.cache = cache, cache.Close
-	if m := cfg.metrics; m != nil {
-		m.WatchCache(cache.Stats)
-	}
-	b.watchInvalidations()
 
 	hh, err := health.New(append(healthOpts,
 		health.WithCacheStats("cache", cache.Stats),
@@ -164,9 +157,29 @@ func (b *builder) build(client redis.UniversalClient) (*Protector, error) {
 	recoverOpts = append(recoverOpts, middleware.WithLogger(cfg.logger))
 	p.chain = alice.New(middleware.Recover(recoverOpts...), cache.Handler)
 
+	// Nothing can fail from here on: only now are the caller's client and
+	// metrics told about what was built.
+	b.watchMetrics()
 	addHook()
 	p.closers = b.closeOrder()
 	return p, nil
+}
+
+// watchMetrics hands the metrics, if any, the breaker (one node or
+// Sentinel; a Cluster's node breakers report through OnStateChange), the
+// cache's counters and the invalidation counters.
+func (b *builder) watchMetrics() {
+	m := b.cfg.metrics
+	if m == nil {
+		return
+	}
+	if b.p.guard != nil {
+		m.WatchBreaker(b.p.guard)
+	}
+	m.WatchCache(b.p.cache.Stats)
+	if w, ok := m.(InvalidationWatcher); ok {
+		w.WatchInvalidations(b.p.invalidationStats)
+	}
 }
 
 // closeOrder returns the closers of the parts built, in the order Close

@@ -3,6 +3,7 @@ package failsoft
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -37,6 +38,7 @@ func cacheClient(c redis.UniversalClient) (redis.UniversalClient, error) {
 			return nil, errors.New("nil *redis.Client")
 		}
 		opt := *c.Options()
+		uninit(&opt.ReadTimeout, &opt.WriteTimeout, &opt.MaxRetries, &opt.MinRetryBackoff, &opt.MaxRetryBackoff)
 		opt.DialerRetries, opt.ContextTimeoutEnabled = 1, true
 		// go-redis keeps the client's push-notification processor in its
 		// options; the copy needs its own. Client-side caching is the
@@ -49,7 +51,12 @@ func cacheClient(c redis.UniversalClient) (redis.UniversalClient, error) {
 			return nil, errors.New("nil *redis.ClusterClient")
 		}
 		opt := *c.Options()
+		uninit(&opt.ReadTimeout, &opt.WriteTimeout, nil, &opt.MinRetryBackoff, &opt.MaxRetryBackoff)
+		if opt.MaxRedirects == 0 {
+			opt.MaxRedirects = -1
+		}
 		opt.DialerRetries, opt.ContextTimeoutEnabled = 1, true
+		opt.PushNotificationProcessor = nil
 		// Callbacks registered with the caller's OnNewNode stay on the
 		// caller's client; the copy gets the node guards' (see New).
 		return redis.NewClusterClient(&opt), nil
@@ -57,5 +64,30 @@ func cacheClient(c redis.UniversalClient) (redis.UniversalClient, error) {
 		return nil, errors.New("nil client")
 	default:
 		return nil, fmt.Errorf("%w: %T", ErrUnsupportedClient, c)
+	}
+}
+
+// uninit undoes what go-redis' option init did to the fields whose zero
+// means "the default", so that building a client from options a client
+// already holds keeps their meaning: init turned -1 ("none") into 0, and
+// would now turn that 0 into the default (3 retries, a 5 s read timeout).
+// A timeout of -1 after init ("no deadline at all", from -2) goes back to
+// -2. A nil pointer is skipped.
+func uninit(readTimeout, writeTimeout *time.Duration, maxRetries *int, minBackoff, maxBackoff *time.Duration) {
+	for _, d := range []*time.Duration{readTimeout, writeTimeout} {
+		switch *d {
+		case 0:
+			*d = -1
+		case -1:
+			*d = -2
+		}
+	}
+	for _, d := range []*time.Duration{minBackoff, maxBackoff} {
+		if *d == 0 {
+			*d = -1
+		}
+	}
+	if maxRetries != nil && *maxRetries == 0 {
+		*maxRetries = -1
 	}
 }

@@ -354,6 +354,13 @@ func TestMetrics(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
 	defer rdb.Close()
 	m := &countingMetrics{}
+	// A New that fails tells the metrics nothing.
+	if _, err := failsoft.New(rdb, failsoft.WithMetrics(m), failsoft.WithName("not a token")); err == nil {
+		t.Fatal("New succeeded with a bad name")
+	}
+	if len(m.breakers) != 0 || m.stats != nil {
+		t.Fatalf("a failed New watched breakers %v, cache %v", m.breakers, m.stats != nil)
+	}
 	fs, err := failsoft.New(rdb, failsoft.WithMetrics(m))
 	if err != nil {
 		t.Fatal(err)

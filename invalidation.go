@@ -44,14 +44,6 @@ type InvalidationWatcher interface {
 	WatchInvalidations(stats func() InvalidationStats)
 }
 
-// watchInvalidations hands the invalidation counters to the metrics, when
-// they take them.
-func (b *builder) watchInvalidations() {
-	if w, ok := b.cfg.metrics.(InvalidationWatcher); ok {
-		w.WatchInvalidations(b.p.invalidationStats)
-	}
-}
-
 // invalidationChannel is the pub/sub channel of a cache's invalidations:
 // one per name, as the keys' prefix.
 func invalidationChannel(name string) string { return name + ":invalidations" }
