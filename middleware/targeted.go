@@ -30,7 +30,12 @@ func DefaultTargetedFields() []string {
 // (or has a known directive of the wrong type) is ignored as a whole, except
 // that a private, no-store or no-cache it names in any spelling still applies
 // (see [cacheControl.sloppy]): it would have taken precedence had it been
-// valid. Fields of lower precedence than the one used are ignored.
+// valid. Fields of lower precedence than the one used are ignored. One
+// departure, on purpose: a private or no-store in Cache-Control still
+// applies when a targeted field is used, since failsoft never shares what
+// the origin called private or forbade to store (a no-cache or a lifetime
+// there does give way, as RFC 9213 intends: "Cache-Control: no-cache" for
+// browsers beside "CDN-Cache-Control: max-age=600" is cached).
 //
 // Without a usable targeted field, Cache-Control applies
 // ([parseCacheControl]); when the response has no Cache-Control field at
@@ -47,6 +52,12 @@ func responseCacheControl(h http.Header, targeted []string) (cc cacheControl, ta
 		if d, err := parseSFDict(lines); err == nil && len(d) > 0 {
 			if tc, ok := targetedDirectives(d); ok {
 				tc.restrictFrom(restrict)
+				// Nothing private is shared: Cache-Control's private and
+				// no-store still bind, a deliberate departure from RFC
+				// 9213 §2.1 (its no-cache and lifetimes do not).
+				cc := parseCacheControl(h)
+				tc.Private = tc.Private || cc.Private
+				tc.NoStore = tc.NoStore || cc.NoStore
 				return tc, true
 			}
 		}

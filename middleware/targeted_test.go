@@ -23,8 +23,11 @@ func TestCacheTargetedCacheControl(t *testing.T) {
 		cached bool          // the second request is answered from the cache
 	}{
 		{name: "CDN max-age alone", hdr: []string{"CDN-Cache-Control", "max-age=3600"}, cached: true},
-		{name: "CDN max-age beats Cache-Control no-store", hdr: []string{"Cache-Control", "no-store", "CDN-Cache-Control", "max-age=3600"}, cached: true},
-		{name: "CDN max-age beats Cache-Control private", hdr: []string{"Cache-Control", "private", "CDN-Cache-Control", "max-age=3600"}, cached: true},
+		// Nothing private is shared: Cache-Control's no-store and private
+		// still bind (a deliberate departure from RFC 9213 §2.1).
+		{name: "Cache-Control no-store binds beside CDN max-age", hdr: []string{"Cache-Control", "no-store", "CDN-Cache-Control", "max-age=3600"}},
+		{name: "Cache-Control private binds beside CDN max-age", hdr: []string{"Cache-Control", "private", "CDN-Cache-Control", "max-age=3600"}},
+		{name: "CDN max-age beats Cache-Control no-cache", hdr: []string{"Cache-Control", "no-cache", "CDN-Cache-Control", "max-age=3600"}, cached: true},
 		{name: "CDN no-store beats Cache-Control max-age", hdr: []string{"Cache-Control", "max-age=3600", "CDN-Cache-Control", "no-store", "Expires", in(time.Hour), "Date", date}},
 		{name: "CDN private beats Cache-Control max-age", hdr: []string{"Cache-Control", "max-age=3600", "CDN-Cache-Control", "private", "Expires", in(time.Hour), "Date", date}},
 		{name: "CDN no-cache beats Cache-Control max-age", hdr: []string{"Cache-Control", "max-age=3600", "CDN-Cache-Control", "no-cache", "Expires", in(time.Hour), "Date", date}},
@@ -180,7 +183,9 @@ func TestResponseCacheControl(t *testing.T) {
 			cacheControl{MaxAge: 5 * time.Second, HasMaxAge: true, NoStore: true}, true},
 		{"invalid lower targeted is ignored", http.Header{"Failsoft-Cache-Control": {"max-age=5"}, "Cdn-Cache-Control": {"Private"}},
 			cacheControl{MaxAge: 5 * time.Second, HasMaxAge: true}, true},
-		{"sloppy Cache-Control ignored under a targeted field", http.Header{"Cdn-Cache-Control": {"max-age=5"}, "Cache-Control": {"private max-age=5"}},
+		{"sloppy Cache-Control private binds under a targeted field", http.Header{"Cdn-Cache-Control": {"max-age=5"}, "Cache-Control": {"private max-age=5"}},
+			cacheControl{MaxAge: 5 * time.Second, HasMaxAge: true, Private: true}, true},
+		{"Cache-Control no-cache gives way to a targeted field", http.Header{"Cdn-Cache-Control": {"max-age=5"}, "Cache-Control": {"no-cache"}},
 			cacheControl{MaxAge: 5 * time.Second, HasMaxAge: true}, true},
 	}
 	for _, tt := range tests {
