@@ -90,8 +90,12 @@ func (c *Cache) forward(w http.ResponseWriter, r *http.Request, next http.Handle
 	var names []string
 	var reason string
 	// A 5xx is stored only under WithServerErrors, and never in place of
-	// a stored response that is not one.
-	errorStorable := c.pol.ServerErrors && !hr.panicked && !hr.timedOut && (lk.e == nil || isError(lk.e.Status))
+	// a stored response that is not one: only over a clean miss of the URL
+	// (not a failed lookup, which may hide a good copy, nor a Vary marker,
+	// which a 5xx without Vary would overwrite, orphaning every variant) or
+	// over a stored 5xx.
+	errorStorable := c.pol.ServerErrors && !hr.panicked && !hr.timedOut && lk.marker == nil &&
+		(lk.e == nil && lk.fwd == "uri-miss" || lk.e != nil && isError(lk.e.Status))
 	if !failed || errorStorable {
 		e, names, reason = c.newEntry(r, res.status, res.header, res.body, start, now)
 	}

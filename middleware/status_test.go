@@ -178,6 +178,34 @@ func TestCacheServerErrorNeverReplaces(t *testing.T) {
 	}
 }
 
+// TestCacheServerErrorKeepsVariants: a 5xx without Vary, answered for a
+// variant the cache does not hold, must not replace the Vary marker, which
+// would orphan every stored variant of the URL.
+func TestCacheServerErrorKeepsVariants(t *testing.T) {
+	var status atomic.Int64
+	status.Store(200)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := int(status.Load())
+		w.Header().Set("Cache-Control", "max-age=60")
+		if s == 200 {
+			w.Header().Set("Vary", "Accept-Language")
+		}
+		w.WriteHeader(s)
+		fmt.Fprint(w, s, r.Header.Get("Accept-Language"))
+	})
+	c := newTestCache(t, newMapStore(), WithServerErrors(true))
+	ch := c.Handler(h)
+	do(c, ch, "GET", "http://example.com/v", "Accept-Language", "en")
+	status.Store(500)
+	if w := do(c, ch, "GET", "http://example.com/v", "Accept-Language", "fr"); w.Code != 500 || strings.Contains(w.Header().Get("Cache-Status"), "stored") {
+		t.Fatalf("fr: %d %q, want the 500 passed on, not stored", w.Code, w.Header().Get("Cache-Status"))
+	}
+	w := do(c, ch, "GET", "http://example.com/v", "Accept-Language", "en")
+	if w.Code != 200 || !strings.HasPrefix(w.Header().Get("Cache-Status"), "failsoft; hit") {
+		t.Fatalf("en after the 500: %d %q, want the stored variant", w.Code, w.Header().Get("Cache-Status"))
+	}
+}
+
 func TestWithStatusesRejectsNeverStored(t *testing.T) {
 	for _, status := range []int{103, 206, 304, 207, 299, 306, 418, 599, 600} {
 		if _, err := New(newMapStore(), WithStatuses(200, status)); err == nil {
