@@ -5,6 +5,7 @@
 package middleware
 
 import (
+	"iter"
 	"net/http"
 	"slices"
 	"strconv"
@@ -27,7 +28,9 @@ import (
 // they differ for every client, so keying them would give each client its
 // own entries, and a response that depends on the client's address is not
 // one to share. A handler that answers by address must say Vary (or not be
-// cached).
+// cached). For the same reason only the proto and host parameters of
+// Forwarded (RFC 7239) are keyed, not for and by: a Forwarded that names
+// neither keys as if absent.
 func DefaultKeyHeaders() []string {
 	return []string{
 		"Forwarded", "Front-End-Https",
@@ -126,6 +129,9 @@ func withKeyHeaders(material string, h http.Header, names []string, limit int) (
 	size := len(material)
 	for _, name := range names {
 		lines := linesOf(h, name)
+		if name == "Forwarded" && len(lines) > 0 {
+			lines = forwardedKeyLines(lines)
+		}
 		if len(lines) == 0 {
 			continue
 		}
@@ -180,4 +186,58 @@ func validKeyHeaders(names []string) (bad string, ok bool) {
 		return names[i], false
 	}
 	return "", true
+}
+
+// forwardedKeyLines returns the Forwarded field lines (RFC 7239) as the key
+// sees them: each element keeps only its proto and host pairs, in order;
+// for and by, which name the client and the proxy, are dropped. Elements
+// are split at commas and pairs at semicolons outside quoted strings. A
+// line left with nothing is dropped.
+func forwardedKeyLines(lines []string) []string {
+	var out []string
+	for _, line := range lines {
+		var b strings.Builder
+		for elem := range splitOutsideQuotes(line, ',') {
+			var kept []string
+			for pair := range splitOutsideQuotes(elem, ';') {
+				pair = trimOWS(pair)
+				name, _, _ := strings.Cut(pair, "=")
+				if strings.EqualFold(name, "proto") || strings.EqualFold(name, "host") {
+					kept = append(kept, pair)
+				}
+			}
+			if len(kept) > 0 {
+				if b.Len() > 0 {
+					b.WriteByte(',')
+				}
+				b.WriteString(strings.Join(kept, ";"))
+			}
+		}
+		if b.Len() > 0 {
+			out = append(out, b.String())
+		}
+	}
+	return out
+}
+
+// splitOutsideQuotes yields the parts of s between the sep bytes that are
+// outside double-quoted strings (with backslash escapes).
+func splitOutsideQuotes(s string, sep byte) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		start, quoted := 0, false
+		for i := 0; i < len(s); i++ {
+			switch c := s[i]; {
+			case quoted && c == '\\':
+				i++
+			case c == '"':
+				quoted = !quoted
+			case !quoted && c == sep:
+				if !yield(s[start:i]) {
+					return
+				}
+				start = i + 1
+			}
+		}
+		yield(s[start:])
+	}
 }

@@ -124,8 +124,8 @@ func TestKeyHeadersMaterial(t *testing.T) {
 	}{
 		{"none", req("X-Forwarded-For", "10.0.0.1"), "GET\nexample.com\n/p\n?q"},
 		{"one", req("X-Forwarded-Proto", "https"), "GET X-Forwarded-Proto=5:https\nexample.com\n/p\n?q"},
-		{"sorted names, lines", req("X-Forwarded-Proto", "a", "X-Forwarded-Proto", "", "Forwarded", "for=x"),
-			"GET Forwarded=5:for=x X-Forwarded-Proto=1:a,0:\nexample.com\n/p\n?q"},
+		{"sorted names, lines", req("X-Forwarded-Proto", "a", "X-Forwarded-Proto", "", "Forwarded", "for=x;host="),
+			"GET Forwarded=5:host= X-Forwarded-Proto=1:a,0:\nexample.com\n/p\n?q"},
 		{"non-canonical key", nonCanonical, "GET X-Forwarded-Proto=5:https\nexample.com\n/p\n?q"},
 		{"at the limit", req("X-Forwarded-Host", strings.Repeat("h", 22)), "GET X-Forwarded-Host=22:" + strings.Repeat("h", 22) + "\nexample.com\n/p\n?q"},
 		{"over the limit", req("X-Forwarded-Host", strings.Repeat("h", 23)), ""},
@@ -302,5 +302,42 @@ func TestCustomKeyCannotForgeKeyHeaders(t *testing.T) {
 	if real.Body.String() == forged.Body.String() || strings.Contains(real.Header().Get("Cache-Status"), "hit") {
 		t.Fatalf("GET /a with X-Forwarded-Proto got %q (%s), the answer stored for the forged path %q",
 			real.Body, real.Header().Get("Cache-Status"), forged.Body)
+	}
+}
+
+// TestForwardedKeysProtoAndHostOnly: Forwarded's for and by name the
+// client and the proxy; keying them would give every client its own
+// entries (and an unsafe request from one client would not invalidate
+// another's). proto and host are keyed.
+func TestForwardedKeysProtoAndHostOnly(t *testing.T) {
+	tests := []struct {
+		name string
+		a, b string // Forwarded values; "" for none
+		same bool
+	}{
+		{"clients differ, proto same", "for=192.0.2.1;proto=https", "for=198.51.100.7;proto=https", true},
+		{"quoted for with separators", `for="[2001:db8::1]:4711;x,y";proto=https`, "for=192.0.2.1;proto=https", true},
+		{"by differs", "by=10.0.0.1;proto=https", "by=10.0.0.2;proto=https", true},
+		{"only for keys as absent", "for=192.0.2.1", "", true},
+		{"proto differs", "for=192.0.2.1;proto=http", "for=192.0.2.1;proto=https", false},
+		{"host differs", "host=a.example;proto=https", "host=b.example;proto=https", false},
+		{"proto present vs absent", "proto=https", "", false},
+		{"a proto hidden in a quoted for is not a proto", `for="x;proto=https"`, "proto=https", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newTestCache(t, newMapStore())
+			req := func(v string) *http.Request {
+				r := serverRequest("GET", "example.com", "/p", false)
+				if v != "" {
+					r.Header.Set("Forwarded", v)
+				}
+				return r
+			}
+			ka, kb := c.keyMaterial(req(tt.a)), c.keyMaterial(req(tt.b))
+			if (ka == kb) != tt.same {
+				t.Fatalf("key materials equal = %v, want %v:\n%q\n%q", ka == kb, tt.same, ka, kb)
+			}
+		})
 	}
 }
