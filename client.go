@@ -50,11 +50,7 @@ func cacheClient(c redis.UniversalClient) (redis.UniversalClient, error) {
 		if c == nil {
 			return nil, errors.New("nil *redis.ClusterClient")
 		}
-		opt := *c.Options()
-		uninit(&opt.ReadTimeout, &opt.WriteTimeout, nil, &opt.MinRetryBackoff, &opt.MaxRetryBackoff)
-		if opt.MaxRedirects == 0 {
-			opt.MaxRedirects = -1
-		}
+		opt := clusterOptions(c)
 		opt.DialerRetries, opt.ContextTimeoutEnabled = 1, true
 		opt.PushNotificationProcessor = nil
 		// Callbacks registered with the caller's OnNewNode stay on the
@@ -65,6 +61,17 @@ func cacheClient(c redis.UniversalClient) (redis.UniversalClient, error) {
 	default:
 		return nil, fmt.Errorf("%w: %T", ErrUnsupportedClient, c)
 	}
+}
+
+// clusterOptions returns a copy of c's options that builds a cluster
+// client with the same settings (see [uninit]).
+func clusterOptions(c *redis.ClusterClient) redis.ClusterOptions {
+	opt := *c.Options()
+	uninit(&opt.ReadTimeout, &opt.WriteTimeout, nil, &opt.MinRetryBackoff, &opt.MaxRetryBackoff)
+	if opt.MaxRedirects == 0 {
+		opt.MaxRedirects = -1
+	}
+	return opt
 }
 
 // uninit undoes what go-redis' option init did to the fields whose zero

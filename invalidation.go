@@ -68,7 +68,7 @@ func (b *builder) newPendingDeletes(guarded store.Store) (*store.PendingDeletes,
 func (b *builder) newBroadcast(cc redis.UniversalClient) (*store.Broadcast, error) {
 	sub, closeSub := cc, func() error { return nil }
 	if c, ok := cc.(*redis.ClusterClient); ok {
-		opt := *c.Options()
+		opt := clusterOptions(c)
 		cl := redis.NewClusterClient(&opt)
 		sub, closeSub = cl, cl.Close
 	}
