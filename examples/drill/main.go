@@ -129,6 +129,10 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.app, "app", "", "prebuilt dataapi binary (default: go build it)")
 	fs.BoolVar(&cfg.control, "control", false, "walk the phases without touching Redis, to see how much throughput drifts on this machine by itself")
 	fs.StringVar(&cfg.metricsDir, "metrics-dir", "", "save the app's /metrics at each phase's end in this directory (N-PHASE.prom)")
+	fs.Float64Var(&cfg.rate, "rate", 0, "open-loop arrival rate in requests/s, each request on its own (0: -clients closed-loop clients)")
+	fs.StringVar(&cfg.dist, "dist", cfg.dist, "with -rate: how keys are drawn, uniform or zipf (s=1.1)")
+	fs.IntVar(&cfg.capacity, "primary-capacity", 0, "the app's PRIMARY_CAPACITY: fetches its primary serves at once (0: unlimited)")
+	fs.StringVar(&cfg.missBudget, "miss-budget", "", `the app's MISS_BUDGET ("off", a number; empty: failsoft's default)`)
 	fs.StringVar(&cfg.redisServer, "redis-server", "", "redis-server binary (default: $FAILSOFT_REDIS_SERVER, else redis-server on $PATH)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
