@@ -179,16 +179,6 @@ func scrapeCounters(ctx context.Context, client *http.Client, base, save string)
 	return c, nil
 }
 
-// scrapeFetches reads fetchesMetric from the app's /metrics. When save is
-// not empty, it also writes the whole scrape to that file.
-func scrapeFetches(ctx context.Context, client *http.Client, base, save string) (float64, error) {
-	body, err := scrape(ctx, client, base, save)
-	if err != nil {
-		return 0, err
-	}
-	return parseCounter(bytes.NewReader(body), fetchesMetric)
-}
-
 // scrape reads the app's /metrics, and saves it to save unless it is "".
 func scrape(ctx context.Context, client *http.Client, base, save string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
