@@ -120,6 +120,7 @@ func (b *builder) build(client redis.UniversalClient) (*Protector, error) {
 		middleware.WithDefaultTTL(cfg.defaultTTL),
 		middleware.WithLogger(cfg.logger),
 		middleware.WithMissBudget(cfg.missBudget, cfg.missBudgetWait),
+		middleware.WithMissBudgetMode(cfg.missBudgetMode),
 	}
 	if cfg.key != nil {
 		cacheOpts = append(cacheOpts, middleware.WithKeyFunc(cfg.key))

@@ -301,6 +301,7 @@ func TestNewErrors(t *testing.T) {
 		{"nil metrics", rdb, []failsoft.Option{failsoft.WithMetrics(nil)}, "metrics"},
 		{"negative miss budget", rdb, []failsoft.Option{failsoft.WithMissBudget(-1, time.Second)}, "miss budget"},
 		{"negative miss budget wait", rdb, []failsoft.Option{failsoft.WithMissBudget(1, -time.Second)}, "miss budget"},
+		{"unknown miss budget mode", rdb, []failsoft.Option{failsoft.WithMissBudgetMode(9)}, "miss budget mode"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

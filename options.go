@@ -31,6 +31,7 @@ type config struct {
 
 	missBudget     int           // WithMissBudget
 	missBudgetWait time.Duration // WithMissBudget
+	missBudgetMode middleware.MissBudgetMode
 }
 
 // DefaultMemoryBytes is the in-process tier's byte budget: the copy that
@@ -219,4 +220,14 @@ const (
 // client told 503 within a second can retry elsewhere.
 func WithMissBudget(n int, wait time.Duration) Option {
 	return func(c *config) { c.missBudget, c.missBudgetWait = n, wait }
+}
+
+// WithMissBudgetMode sets when the miss budget applies: only while Redis is
+// unavailable ([middleware.MissBudgetWhileUnavailable]) or to every miss
+// ([middleware.MissBudgetAlways]), for a primary that cannot take the
+// service's cold-key miss traffic even while Redis is up. Default:
+// [middleware.MissBudgetWhileUnavailable]: while Redis is up, failsoft
+// changes nothing about how often the handler runs.
+func WithMissBudgetMode(m middleware.MissBudgetMode) Option {
+	return func(c *config) { c.missBudgetMode = m }
 }

@@ -14,6 +14,8 @@
 //	MISS_BUDGET      handler calls for misses at once while Redis is
 //	                 unavailable, "off" or 0 for none (default: failsoft's, 64)
 //	MISS_BUDGET_WAIT how long a miss over the budget waits (default 1s)
+//	MISS_BUDGET_MODE "unavailable" (only while Redis is unavailable) or
+//	                 "always" (default unavailable)
 //	LOG_LEVEL        debug, info, warn or error         (default info)
 //	FAILSOFT         "off" serves the same handler unprotected, for comparison
 //
@@ -44,6 +46,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/failsoft/failsoft"
+	"github.com/failsoft/failsoft/middleware"
 	"github.com/failsoft/failsoft/store"
 )
 
@@ -55,9 +58,10 @@ type config struct {
 	logLevel       slog.Level
 	failsoft       bool
 
-	primaryCapacity int           // 0: unlimited
-	missBudget      int           // -1: failsoft's default
-	missBudgetWait  time.Duration // with missBudget >= 0
+	primaryCapacity  int           // 0: unlimited
+	missBudget       int           // -1: failsoft's default
+	missBudgetWait   time.Duration // with missBudget >= 0
+	missBudgetAlways bool
 }
 
 func main() {
@@ -96,6 +100,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	mode := fs.String("failsoft", env("FAILSOFT", "on"), `"off" runs the handler unprotected (FAILSOFT)`)
 	capacity := fs.Int("primary-capacity", 0, "fetches the primary serves at once, 0 unlimited (PRIMARY_CAPACITY)")
 	budget := fs.String("miss-budget", env("MISS_BUDGET", ""), `handler calls for misses at once while Redis is unavailable; "off" or 0 for none; empty for failsoft's default (MISS_BUDGET)`)
+	budgetMode := fs.String("miss-budget-mode", env("MISS_BUDGET_MODE", "unavailable"), `when the miss budget applies: "unavailable" or "always" (MISS_BUDGET_MODE)`)
 	budgetWait := fs.String("miss-budget-wait", env("MISS_BUDGET_WAIT", "1s"), "how long a miss over the budget waits (MISS_BUDGET_WAIT)")
 	if v := getenv("PRIMARY_CAPACITY"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -120,6 +125,13 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		if cfg.missBudget, err = strconv.Atoi(b); err != nil || cfg.missBudget < 0 {
 			return config{}, fmt.Errorf("MISS_BUDGET %q: want a non-negative integer or off", *budget)
 		}
+	}
+	switch strings.ToLower(*budgetMode) {
+	case "unavailable", "":
+	case "always":
+		cfg.missBudgetAlways = true
+	default:
+		return config{}, fmt.Errorf("MISS_BUDGET_MODE %q: want unavailable or always", *budgetMode)
 	}
 	if cfg.missBudget >= 0 {
 		if cfg.missBudgetWait, err = time.ParseDuration(*budgetWait); err != nil || cfg.missBudgetWait < 0 {
@@ -201,6 +213,9 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- stri
 	}
 
 	opts := []failsoft.Option{failsoft.WithLogger(logger)}
+	if cfg.missBudgetAlways {
+		opts = append(opts, failsoft.WithMissBudgetMode(middleware.MissBudgetAlways))
+	}
 	if cfg.missBudget >= 0 {
 		opts = append(opts, failsoft.WithMissBudget(cfg.missBudget, cfg.missBudgetWait))
 	}

@@ -380,6 +380,8 @@ func TestParseConfig(t *testing.T) {
 		{name: "bad primary capacity", env: map[string]string{"PRIMARY_CAPACITY": "-1"}, wantErr: "PRIMARY_CAPACITY"},
 		{name: "miss budget", env: map[string]string{"MISS_BUDGET": "16"}, want: with(func(c *config) { c.missBudget, c.missBudgetWait = 16, time.Second })},
 		{name: "miss budget off", env: map[string]string{"MISS_BUDGET": "off", "MISS_BUDGET_WAIT": "2s"}, want: with(func(c *config) { c.missBudget, c.missBudgetWait = 0, 2*time.Second })},
+		{name: "miss budget always", env: map[string]string{"MISS_BUDGET": "8", "MISS_BUDGET_MODE": "always"}, want: with(func(c *config) { c.missBudget, c.missBudgetWait, c.missBudgetAlways = 8, time.Second, true })},
+		{name: "bad miss budget mode", env: map[string]string{"MISS_BUDGET_MODE": "sometimes"}, wantErr: "MISS_BUDGET_MODE"},
 		{name: "bad miss budget", env: map[string]string{"MISS_BUDGET": "many"}, wantErr: "MISS_BUDGET"},
 		{name: "bad miss budget wait", env: map[string]string{"MISS_BUDGET": "4", "MISS_BUDGET_WAIT": "soon"}, wantErr: "MISS_BUDGET_WAIT"},
 	}

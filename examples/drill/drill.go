@@ -42,6 +42,7 @@ type config struct {
 	dist       string  // "uniform" or "zipf", with rate
 	capacity   int     // the app's PRIMARY_CAPACITY; 0: unlimited
 	missBudget string  // the app's MISS_BUDGET; "": its default
+	budgetMode string  // the app's MISS_BUDGET_MODE; "": its default
 }
 
 // Phase names, in order.
@@ -187,8 +188,8 @@ func run(ctx context.Context, cfg config, out io.Writer) (*result, error) {
 		mode = "off"
 	}
 	if cfg.rate > 0 {
-		fmt.Fprintf(out, "redis-server %s (%s), app %s, FAILSOFT=%s, PRIMARY_LATENCY=%v, PRIMARY_CAPACITY=%d, MISS_BUDGET=%q, open loop at %.0f requests/s over %d keys (%s)\n",
-			rs.Addr(), rs.Version(), app.addr, mode, cfg.latency, cfg.capacity, cfg.missBudget, cfg.rate, cfg.keys, cfg.dist)
+		fmt.Fprintf(out, "redis-server %s (%s), app %s, FAILSOFT=%s, PRIMARY_LATENCY=%v, PRIMARY_CAPACITY=%d, MISS_BUDGET=%q MISS_BUDGET_MODE=%q, open loop at %.0f requests/s over %d keys (%s)\n",
+			rs.Addr(), rs.Version(), app.addr, mode, cfg.latency, cfg.capacity, cfg.missBudget, cfg.budgetMode, cfg.rate, cfg.keys, cfg.dist)
 	} else {
 		fmt.Fprintf(out, "redis-server %s (%s), app %s, FAILSOFT=%s, PRIMARY_LATENCY=%v, %d clients over %d keys\n",
 			rs.Addr(), rs.Version(), app.addr, mode, cfg.latency, cfg.clients, cfg.keys)
@@ -322,6 +323,7 @@ func appEnv(cfg config, redisAddr string) []string {
 		"LOG_LEVEL=info",
 		"PRIMARY_CAPACITY="+strconv.Itoa(cfg.capacity),
 		"MISS_BUDGET="+cfg.missBudget,
+		"MISS_BUDGET_MODE="+cfg.budgetMode,
 	)
 }
 

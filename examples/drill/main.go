@@ -133,6 +133,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.dist, "dist", cfg.dist, "with -rate: how keys are drawn, uniform or zipf (s=1.1)")
 	fs.IntVar(&cfg.capacity, "primary-capacity", 0, "the app's PRIMARY_CAPACITY: fetches its primary serves at once (0: unlimited)")
 	fs.StringVar(&cfg.missBudget, "miss-budget", "", `the app's MISS_BUDGET ("off", a number; empty: failsoft's default)`)
+	fs.StringVar(&cfg.budgetMode, "miss-budget-mode", "", `the app's MISS_BUDGET_MODE ("unavailable" or "always"; empty: its default)`)
 	fs.StringVar(&cfg.redisServer, "redis-server", "", "redis-server binary (default: $FAILSOFT_REDIS_SERVER, else redis-server on $PATH)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
