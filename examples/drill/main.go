@@ -63,6 +63,17 @@
 // drill ran, 1 when it could not (no redis-server, the build failed, the app
 // did not start), 2 for bad flags.
 //
+// Cold-key mode: -rate N replaces the closed loop with an open loop of N
+// requests per second, each on its own, over -keys keys drawn by -dist
+// (uniform or zipf), so that an outage pushes load onto the primary;
+// -primary-capacity and -miss-budget (-miss-budget-mode) set the app's
+// PRIMARY_CAPACITY and MISS_BUDGET (MISS_BUDGET_MODE). The table then also
+// shows per phase the 503s with Retry-After, stale answers, the primary's
+// overloads (dataapi_primary_overloads_total) and its concurrency peak
+// (dataapi_primary_in_flight, sampled every 20 ms), and the goals checked
+// are the miss budget's: no primary overload, keys answered in the steady
+// phase keep answering 200, every other answer 200 or 503 with Retry-After.
+//
 // -svg FILE writes a chart of throughput and p99 latency per second with the
 // fault windows shaded. -metrics-dir DIR keeps the app's /metrics as scraped
 // at each phase boundary. -control walks the same phases without touching
