@@ -136,6 +136,8 @@ func (b *builder) build(client redis.UniversalClient) (*Protector, error) {
 		middleware.WithName(cfg.name),
 		middleware.WithDefaultTTL(cfg.defaultTTL),
 		middleware.WithLogger(cfg.logger),
+		middleware.WithMissBudget(cfg.missBudget, cfg.missBudgetWait),
+		middleware.WithMissBudgetMode(cfg.missBudgetMode),
 	}
 	if cfg.key != nil {
 		cacheOpts = append(cacheOpts, middleware.WithKeyFunc(cfg.key))
@@ -148,6 +150,7 @@ func (b *builder) build(client redis.UniversalClient) (*Protector, error) {
 
 	hh, err := health.New(append(healthOpts,
 		health.WithCacheStats("cache", cache.Stats),
+		health.WithMissBudgetCheck("missBudget", cache.Stats),
 		health.WithLogger(cfg.logger))...)
 	if err != nil {
 		return nil, err

@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/failsoft/failsoft"
+	"github.com/failsoft/failsoft/health"
 	"github.com/failsoft/failsoft/internal/redistest"
 	"github.com/failsoft/failsoft/middleware"
 	"github.com/failsoft/failsoft/store"
@@ -299,6 +300,9 @@ func TestNewErrors(t *testing.T) {
 		{"nil key func", rdb, []failsoft.Option{failsoft.WithKeyFunc(nil)}, "key function"},
 		{"nil metrics", rdb, []failsoft.Option{failsoft.WithMetrics(nil)}, "metrics"},
 		{"negative broadcast window", rdb, []failsoft.Option{failsoft.WithBroadcastCoherence(-time.Second)}, "broadcast coherence"},
+		{"negative miss budget", rdb, []failsoft.Option{failsoft.WithMissBudget(-1, time.Second)}, "miss budget"},
+		{"negative miss budget wait", rdb, []failsoft.Option{failsoft.WithMissBudget(1, -time.Second)}, "miss budget"},
+		{"unknown miss budget mode", rdb, []failsoft.Option{failsoft.WithMissBudgetMode(9)}, "miss budget mode"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -396,4 +400,42 @@ type tWriter struct{ t *testing.T }
 func (w tWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSuffix(string(p), "\n"))
 	return len(p), nil
+}
+
+// TestMissBudgetDefault: New turns the miss budget on (64 slots) unless
+// told otherwise, and reports it in the detailed health report.
+func TestMissBudgetDefault(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer rdb.Close()
+	cases := []struct {
+		name string
+		opts []failsoft.Option
+		want int
+	}{
+		{"default", nil, failsoft.DefaultMissBudget},
+		{"sized", []failsoft.Option{failsoft.WithMissBudget(8, time.Second)}, 8},
+		{"off", []failsoft.Option{failsoft.WithMissBudget(0, 0)}, 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			fs, err := failsoft.New(rdb, c.opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer fs.Close()
+			if got := fs.Stats().Cache.MissBudget.Size; got != c.want {
+				t.Errorf("miss budget size = %d, want %d", got, c.want)
+			}
+			w := httptest.NewRecorder()
+			fs.Healthz().ServeHTTP(w, httptest.NewRequest("GET", "/healthz", nil))
+			var rep health.Report
+			if err := json.Unmarshal(w.Body.Bytes(), &rep); err != nil {
+				t.Fatal(err)
+			}
+			if m := rep.Checks["missBudget:size"]; len(m) != 1 || m[0].ObservedValue != float64(c.want) {
+				t.Errorf("report missBudget:size = %+v, want %d", m, c.want)
+			}
+		})
+	}
 }

@@ -29,6 +29,10 @@ type config struct {
 	cacheMode        bool
 	errs             []error
 
+	missBudget     int           // WithMissBudget
+	missBudgetWait time.Duration // WithMissBudget
+	missBudgetMode middleware.MissBudgetMode
+
 	// Invalidation options (at the end of this file).
 	broadcast       bool
 	broadcastWindow time.Duration
@@ -47,6 +51,8 @@ func defaultConfig() config {
 		name:             middleware.DefaultName,
 		cacheMode:        true,
 		broadcast:        true,
+		missBudget:       DefaultMissBudget,
+		missBudgetWait:   DefaultMissBudgetWait,
 	}
 }
 
@@ -79,6 +85,9 @@ func buildConfig(opts []Option) (config, error) {
 	}
 	if c.broadcastWindow < 0 {
 		errs = append(errs, fmt.Errorf("broadcast coherence window %v is negative", c.broadcastWindow))
+	}
+	if c.missBudget < 0 || c.missBudgetWait < 0 {
+		errs = append(errs, fmt.Errorf("miss budget %d, wait %v: negative", c.missBudget, c.missBudgetWait))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return c, fmt.Errorf("failsoft: invalid options: %w", err)
@@ -203,4 +212,52 @@ func WithBroadcast(on bool) Option {
 // the Redis entry's), and a negative window is an error. Default: 0.
 func WithBroadcastCoherence(d time.Duration) Option {
 	return func(c *config) { c.broadcastWindow = d }
+}
+
+// The miss budget.
+
+const (
+	// DefaultMissBudget is how many handler calls for cache misses run at
+	// once while Redis is unavailable (see [WithMissBudget]).
+	DefaultMissBudget = 64
+	// DefaultMissBudgetWait is how long a miss over the budget waits for a
+	// slot before it is answered 503 (see [WithMissBudget]).
+	DefaultMissBudgetWait = time.Second
+)
+
+// WithMissBudget bounds how many handler calls for cache misses run at once
+// while Redis is unavailable (breaker open, or the request saw an outage);
+// see [middleware.WithMissBudget]. A miss over the budget is answered with
+// a stale copy at once when one exists, else waits for a slot, first come
+// first served, at most wait, and then gets 503 with Retry-After and the
+// same JSON body as a recovered panic. While Redis is up it changes
+// nothing. n = 0 turns the budget off.
+//
+// Default: on, 64 slots, 1 s wait ([DefaultMissBudget],
+// [DefaultMissBudgetWait]). Why on: without it, a Redis outage turns every
+// miss that the in-process tier cannot answer into a call of the primary
+// (the database), all at once, which is the cascade failsoft exists to
+// stop (DESIGN contract 9); a primary that falls over answers every request
+// with 500, hits' handlers included, while a budget sheds only the excess
+// with a clean, retryable 503. It costs nothing while Redis is up, and
+// stale copies and the in-process tier answer before it is consulted. Why
+// 64: above the connection pool of most services' primary (database/sql
+// pools and pgx default to far fewer), so a budget this size rarely sheds
+// what the primary could have served, yet it caps a miss storm at a
+// concurrency that a typical database survives. Size it to the primary's
+// real capacity (a database pool's size) where that is known. Why 1 s: a
+// few handler calls of a typical primary free a slot well within it, and a
+// client told 503 within a second can retry elsewhere.
+func WithMissBudget(n int, wait time.Duration) Option {
+	return func(c *config) { c.missBudget, c.missBudgetWait = n, wait }
+}
+
+// WithMissBudgetMode sets when the miss budget applies: only while Redis is
+// unavailable ([middleware.MissBudgetWhileUnavailable]) or to every miss
+// ([middleware.MissBudgetAlways]), for a primary that cannot take the
+// service's cold-key miss traffic even while Redis is up. Default:
+// [middleware.MissBudgetWhileUnavailable]: while Redis is up, failsoft
+// changes nothing about how often the handler runs.
+func WithMissBudgetMode(m middleware.MissBudgetMode) Option {
+	return func(c *config) { c.missBudgetMode = m }
 }

@@ -47,6 +47,7 @@ type Cache struct {
 	bg        tasks       // every background goroutine, for Close to wait for
 	refreshes refresher   // stale-while-revalidate
 	w         writeBehind // store writes, read-your-writes and invalidations
+	budget    *missBudget // WithMissBudget; nil when off
 
 	closed atomic.Bool
 	st     counters
@@ -77,6 +78,7 @@ func New(s store.Store, opts ...Option) (*Cache, error) {
 		log:       cacheLog{Logger: o.logger, now: o.now},
 		cs:        newCacheStatus(o.name),
 		refreshes: newRefresher(o.maxRefreshes, o.refreshTimeout),
+		budget:    newMissBudget(o.missBudget, o.missBudgetWait, o.missBudgetMode),
 	}
 	c.w = writeBehind{
 		store:        s,
@@ -106,8 +108,13 @@ func (c *Cache) Handler(next http.Handler) http.Handler {
 	})
 }
 
-// Stats returns a snapshot of the cache's counters.
-func (c *Cache) Stats() Stats { return c.st.snapshot() }
+// Stats returns a snapshot of the cache's counters and of its miss
+// budget's state.
+func (c *Cache) Stats() Stats {
+	s := c.st.snapshot()
+	s.MissBudget = c.budget.stats()
+	return s
+}
 
 // Close stops the cache: later requests pass straight through to the
 // handler, running background refreshes are cancelled, and Close waits for

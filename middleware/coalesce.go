@@ -54,6 +54,9 @@ type outcome struct {
 	// request lacks it joins the key's next flight, as its own answer may
 	// be shareable.
 	own string
+	// shed says the leader got no slot of the miss budget: a follower
+	// is answered with its stale copy or 503 at once (see [Cache.admit]).
+	shed bool
 }
 
 // join returns key's flight, and leader=true when the caller starts it and
@@ -146,6 +149,11 @@ func (c *Cache) miss(w http.ResponseWriter, r *http.Request, next http.Handler, 
 			if c.log.debugOn(r.Context()) {
 				c.log.DebugContext(r.Context(), "failsoft: coalesced", "path", r.URL.Path)
 			}
+			return
+		}
+		if res.shed {
+			c.st.coalesced.Add(1)
+			c.overBudget(w, r, lk, true)
 			return
 		}
 		if res.failed && lk.e != nil && now.Before(lk.e.StaleUntil) {

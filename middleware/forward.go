@@ -19,6 +19,10 @@ import (
 // response, a stale copy when it failed, or the refreshed entry when it
 // confirmed one with 304. It returns what coalesced followers may share.
 func (c *Cache) forward(w http.ResponseWriter, r *http.Request, next http.Handler, lkp *lookup) *outcome {
+	next, shed, ok := c.admit(w, r, next, lkp)
+	if !ok {
+		return shed
+	}
 	lk := new(lookup) // a copy, so that the caller's stays on its stack
 	*lk = *lkp
 	lk.epoch = c.w.epoch(lk.primary)

@@ -65,6 +65,11 @@ type options struct {
 
 	serverErrors bool  // WithServerErrors
 	err          error // the first error an option met while applying
+
+	// The miss budget.
+	missBudget     int           // WithMissBudget; 0: off
+	missBudgetWait time.Duration // WithMissBudget
+	missBudgetMode MissBudgetMode
 }
 
 const (
@@ -173,6 +178,7 @@ func buildOptions(opts []Option) (options, error) {
 	} else if f > 0 && o.heuristic.Max <= 0 {
 		errs = append(errs, fmt.Errorf("heuristic freshness limit %v is not positive", o.heuristic.Max))
 	}
+	errs = append(errs, validMissBudget(o)...)
 	if err := errors.Join(errs...); err != nil {
 		return o, fmt.Errorf("middleware: invalid options: %w", err)
 	}
@@ -427,4 +433,57 @@ func WithHeuristicFreshness(fraction float64, limit time.Duration) Option {
 // are never stored.
 func WithServerErrors(store bool) Option {
 	return cacheOption(func(o *options) { o.serverErrors = store })
+}
+
+// Options of the miss budget (see budget.go).
+
+// WithMissBudget bounds how many handler calls for misses run at once
+// while the store is unavailable (see [WithMissBudgetMode]), so that a
+// Redis outage does not pour every miss onto the primary source behind the
+// handler at once. n is the number of slots; only a call of the handler
+// takes one (coalesced requests that wait for another request's call of
+// the same key do not), and it holds it until the handler returns.
+//
+// A miss that finds no free slot:
+//   - with a stale copy within its stale-if-error window, is answered with
+//     it at once (Cache-Status detail "miss-budget"): a stale answer never
+//     waits;
+//   - otherwise waits for a slot, first come first served, at most wait
+//     (and no longer than its context lives); when the wait runs out it is
+//     answered 503 Service Unavailable with Retry-After
+//     ([DefaultRetryAfter]), Cache-Control: no-store and the JSON body of
+//     [Recover]. Requests that were coalesced behind it get the same
+//     answer (or their stale copy) at once.
+//
+// Hits and stale-while-revalidate answers never wait on the budget;
+// background refreshes are bounded separately ([WithMaxRefreshes]). The
+// budget's state is in [Stats].MissBudget.
+//
+// n = 0 turns the budget off; n must not be negative, nor wait. A wait of
+// 0 sheds at once. Default: off (failsoft.New turns it on: 64 slots, 1 s
+// wait).
+func WithMissBudget(n int, wait time.Duration) Option {
+	return cacheOption(func(o *options) { o.missBudget, o.missBudgetWait = n, wait })
+}
+
+// WithMissBudgetMode sets when the budget of [WithMissBudget] applies:
+// only while the store is unavailable ([MissBudgetWhileUnavailable]) or
+// always ([MissBudgetAlways]). Default: [MissBudgetWhileUnavailable].
+func WithMissBudgetMode(m MissBudgetMode) Option {
+	return cacheOption(func(o *options) { o.missBudgetMode = m })
+}
+
+// validMissBudget checks the options of the miss budget.
+func validMissBudget(o options) []error {
+	var errs []error
+	if o.missBudget < 0 {
+		errs = append(errs, fmt.Errorf("miss budget %d is negative", o.missBudget))
+	}
+	if o.missBudgetWait < 0 {
+		errs = append(errs, fmt.Errorf("miss budget wait %v is negative", o.missBudgetWait))
+	}
+	if o.missBudgetMode != MissBudgetWhileUnavailable && o.missBudgetMode != MissBudgetAlways {
+		errs = append(errs, fmt.Errorf("miss budget mode %d is unknown", o.missBudgetMode))
+	}
+	return errs
 }

@@ -16,6 +16,8 @@ type Stats struct {
 	Coalesced   uint64 // requests that waited for another request's handler call and used its response
 	Refreshes   uint64 // background refreshes started
 	Invalidated uint64 // entries purged by unsafe requests or Purge
+
+	MissBudget MissBudgetStats // the miss budget's state (WithMissBudget); its gauges do not only grow
 }
 
 // counters are the atomic form of [Stats], shared by the parts of a Cache

@@ -8,6 +8,14 @@
 //	ADDR             listen address                    (default 127.0.0.1:8080)
 //	REDIS_URL        redis:// or rediss:// URL          (default: an embedded in-process Redis)
 //	PRIMARY_LATENCY  latency of the primary source     (default 500ms)
+//	PRIMARY_CAPACITY fetches the primary serves at once; beyond it a fetch
+//	                 fails after PRIMARY_LATENCY and the handler answers 500,
+//	                 as with an exhausted database pool (default 0: unlimited)
+//	MISS_BUDGET      handler calls for misses at once while Redis is
+//	                 unavailable, "off" or 0 for none (default: failsoft's, 64)
+//	MISS_BUDGET_WAIT how long a miss over the budget waits (default 1s)
+//	MISS_BUDGET_MODE "unavailable" (only while Redis is unavailable) or
+//	                 "always" (default unavailable)
 //	LOG_LEVEL        debug, info, warn or error         (default info)
 //	FAILSOFT         "off" serves the same handler unprotected, for comparison
 //
@@ -26,6 +34,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -37,6 +46,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/failsoft/failsoft"
+	"github.com/failsoft/failsoft/middleware"
 	"github.com/failsoft/failsoft/store"
 )
 
@@ -47,6 +57,11 @@ type config struct {
 	primaryLatency time.Duration
 	logLevel       slog.Level
 	failsoft       bool
+
+	primaryCapacity  int           // 0: unlimited
+	missBudget       int           // -1: failsoft's default
+	missBudgetWait   time.Duration // with missBudget >= 0
+	missBudgetAlways bool
 }
 
 func main() {
@@ -83,11 +98,46 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	latency := fs.String("primary-latency", env("PRIMARY_LATENCY", "500ms"), "latency of the primary source (PRIMARY_LATENCY)")
 	level := fs.String("log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (LOG_LEVEL)")
 	mode := fs.String("failsoft", env("FAILSOFT", "on"), `"off" runs the handler unprotected (FAILSOFT)`)
+	capacity := fs.Int("primary-capacity", 0, "fetches the primary serves at once, 0 unlimited (PRIMARY_CAPACITY)")
+	budget := fs.String("miss-budget", env("MISS_BUDGET", ""), `handler calls for misses at once while Redis is unavailable; "off" or 0 for none; empty for failsoft's default (MISS_BUDGET)`)
+	budgetMode := fs.String("miss-budget-mode", env("MISS_BUDGET_MODE", "unavailable"), `when the miss budget applies: "unavailable" or "always" (MISS_BUDGET_MODE)`)
+	budgetWait := fs.String("miss-budget-wait", env("MISS_BUDGET_WAIT", "1s"), "how long a miss over the budget waits (MISS_BUDGET_WAIT)")
+	if v := getenv("PRIMARY_CAPACITY"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return config{}, fmt.Errorf("PRIMARY_CAPACITY %q: want a non-negative integer", v)
+		}
+		*capacity = n
+	}
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
-	cfg := config{addr: *addr, redisURL: *redisURL}
+	if *capacity < 0 {
+		return config{}, fmt.Errorf("PRIMARY_CAPACITY %d: want a non-negative integer", *capacity)
+	}
+	cfg := config{addr: *addr, redisURL: *redisURL, primaryCapacity: *capacity, missBudget: -1}
 	var err error
+	switch b := strings.ToLower(*budget); b {
+	case "":
+	case "off":
+		cfg.missBudget = 0
+	default:
+		if cfg.missBudget, err = strconv.Atoi(b); err != nil || cfg.missBudget < 0 {
+			return config{}, fmt.Errorf("MISS_BUDGET %q: want a non-negative integer or off", *budget)
+		}
+	}
+	switch strings.ToLower(*budgetMode) {
+	case "unavailable", "":
+	case "always":
+		cfg.missBudgetAlways = true
+	default:
+		return config{}, fmt.Errorf("MISS_BUDGET_MODE %q: want unavailable or always", *budgetMode)
+	}
+	if cfg.missBudget >= 0 {
+		if cfg.missBudgetWait, err = time.ParseDuration(*budgetWait); err != nil || cfg.missBudgetWait < 0 {
+			return config{}, fmt.Errorf("MISS_BUDGET_WAIT %q: want a non-negative Go duration such as 1s", *budgetWait)
+		}
+	}
 	if cfg.primaryLatency, err = time.ParseDuration(*latency); err != nil || cfg.primaryLatency < 0 {
 		return config{}, fmt.Errorf("PRIMARY_LATENCY %q: want a non-negative Go duration such as 500ms", *latency)
 	}
@@ -129,7 +179,16 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- stri
 		Name: "dataapi_primary_fetches_total",
 		Help: "Calls to the primary source behind the cache.",
 	})
-	reg.MustRegister(fetches)
+	overloads := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "dataapi_primary_overloads_total",
+		Help: "Fetches the primary source failed because more than PRIMARY_CAPACITY ran at once.",
+	})
+	pri := &primary{latency: cfg.primaryLatency, capacity: cfg.primaryCapacity, fetches: fetches, overloads: overloads}
+	inFlight := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "dataapi_primary_in_flight",
+		Help: "Fetches from the primary source running now.",
+	}, func() float64 { return float64(pri.inFlight.Load()) })
+	reg.MustRegister(fetches, overloads, inFlight)
 
 	if cfg.failsoft {
 		// go-redis retries a refused dial 5 times, 100 ms apart: against a
@@ -142,7 +201,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- stri
 	// The legacy service's own client, as it always built it.
 	rdb := redis.NewClient(opt)
 	defer rdb.Close()
-	api := &dataHandler{rdb: rdb, primary: &primary{latency: cfg.primaryLatency, fetches: fetches}}
+	api := &dataHandler{rdb: rdb, primary: pri}
 
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
@@ -153,7 +212,14 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, ready chan<- stri
 		return serve(ctx, cfg.addr, mux, logger, ready)
 	}
 
-	fs, err := wire(rdb, reg, failsoft.WithLogger(logger))
+	opts := []failsoft.Option{failsoft.WithLogger(logger)}
+	if cfg.missBudgetAlways {
+		opts = append(opts, failsoft.WithMissBudgetMode(middleware.MissBudgetAlways))
+	}
+	if cfg.missBudget >= 0 {
+		opts = append(opts, failsoft.WithMissBudget(cfg.missBudget, cfg.missBudgetWait))
+	}
+	fs, err := wire(rdb, reg, opts...)
 	if err != nil {
 		return err
 	}

@@ -3,14 +3,21 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
 	"github.com/failsoft/failsoft/internal/redistest"
@@ -345,7 +352,8 @@ func TestGracefulShutdown(t *testing.T) {
 // TestParseConfig checks the environment, the flags that override it, and
 // the errors for bad values.
 func TestParseConfig(t *testing.T) {
-	def := config{addr: "127.0.0.1:8080", primaryLatency: 500 * time.Millisecond, logLevel: slog.LevelInfo, failsoft: true}
+	def := config{addr: "127.0.0.1:8080", primaryLatency: 500 * time.Millisecond, logLevel: slog.LevelInfo, failsoft: true, missBudget: -1}
+	with := func(f func(*config)) config { c := def; f(&c); return c }
 	tests := []struct {
 		name    string
 		env     map[string]string
@@ -357,13 +365,13 @@ func TestParseConfig(t *testing.T) {
 		{
 			name: "environment",
 			env:  map[string]string{"ADDR": ":9000", "REDIS_URL": "redis://r:6379/1", "PRIMARY_LATENCY": "20ms", "LOG_LEVEL": "debug", "FAILSOFT": "off"},
-			want: config{addr: ":9000", redisURL: "redis://r:6379/1", primaryLatency: 20 * time.Millisecond, logLevel: slog.LevelDebug},
+			want: config{addr: ":9000", redisURL: "redis://r:6379/1", primaryLatency: 20 * time.Millisecond, logLevel: slog.LevelDebug, missBudget: -1},
 		},
 		{
 			name: "flags override the environment",
 			env:  map[string]string{"PRIMARY_LATENCY": "20ms", "FAILSOFT": "off"},
 			args: []string{"-primary-latency", "1s", "-failsoft", "on", "-log-level", "warn"},
-			want: config{addr: def.addr, primaryLatency: time.Second, logLevel: slog.LevelWarn, failsoft: true},
+			want: config{addr: def.addr, primaryLatency: time.Second, logLevel: slog.LevelWarn, failsoft: true, missBudget: -1},
 		},
 		{name: "FAILSOFT is case-insensitive", env: map[string]string{"FAILSOFT": "OFF"}, want: func() config { c := def; c.failsoft = false; return c }()},
 		{name: "zero latency", env: map[string]string{"PRIMARY_LATENCY": "0s"}, want: func() config { c := def; c.primaryLatency = 0; return c }()},
@@ -372,6 +380,15 @@ func TestParseConfig(t *testing.T) {
 		{name: "bad log level", env: map[string]string{"LOG_LEVEL": "loud"}, wantErr: "LOG_LEVEL"},
 		{name: "bad FAILSOFT", env: map[string]string{"FAILSOFT": "maybe"}, wantErr: "FAILSOFT"},
 		{name: "unknown flag", args: []string{"-port", "80"}, wantErr: "flag provided but not defined"},
+		{name: "primary capacity", env: map[string]string{"PRIMARY_CAPACITY": "8"}, want: with(func(c *config) { c.primaryCapacity = 8 })},
+		{name: "primary capacity flag wins", env: map[string]string{"PRIMARY_CAPACITY": "8"}, args: []string{"-primary-capacity", "3"}, want: with(func(c *config) { c.primaryCapacity = 3 })},
+		{name: "bad primary capacity", env: map[string]string{"PRIMARY_CAPACITY": "-1"}, wantErr: "PRIMARY_CAPACITY"},
+		{name: "miss budget", env: map[string]string{"MISS_BUDGET": "16"}, want: with(func(c *config) { c.missBudget, c.missBudgetWait = 16, time.Second })},
+		{name: "miss budget off", env: map[string]string{"MISS_BUDGET": "off", "MISS_BUDGET_WAIT": "2s"}, want: with(func(c *config) { c.missBudget, c.missBudgetWait = 0, 2*time.Second })},
+		{name: "miss budget always", env: map[string]string{"MISS_BUDGET": "8", "MISS_BUDGET_MODE": "always"}, want: with(func(c *config) { c.missBudget, c.missBudgetWait, c.missBudgetAlways = 8, time.Second, true })},
+		{name: "bad miss budget mode", env: map[string]string{"MISS_BUDGET_MODE": "sometimes"}, wantErr: "MISS_BUDGET_MODE"},
+		{name: "bad miss budget", env: map[string]string{"MISS_BUDGET": "many"}, wantErr: "MISS_BUDGET"},
+		{name: "bad miss budget wait", env: map[string]string{"MISS_BUDGET": "4", "MISS_BUDGET_WAIT": "soon"}, wantErr: "MISS_BUDGET_WAIT"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -388,6 +405,73 @@ func TestParseConfig(t *testing.T) {
 			}
 			if got != tt.want {
 				t.Errorf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestPrimaryCapacity: fetches beyond the primary's capacity fail after its
+// latency, are counted, and the legacy handler answers them with 500.
+func TestPrimaryCapacity(t *testing.T) {
+	tests := []struct {
+		name         string
+		capacity     int
+		concurrent   int
+		wantFailures int
+	}{
+		{"unlimited", 0, 5, 0},
+		{"within capacity", 5, 5, 0},
+		{"over capacity", 2, 5, 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			gate := make(chan struct{})
+			entered := make(chan struct{}, tt.concurrent)
+			overloads := prometheus.NewCounter(prometheus.CounterOpts{Name: "o"})
+			p := &primary{capacity: tt.capacity, fetches: prometheus.NewCounter(prometheus.CounterOpts{Name: "f"}), overloads: overloads,
+				sleep: func(time.Duration) { entered <- struct{}{}; <-gate }}
+			mr := miniredis.RunT(t)
+			rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+			defer rdb.Close()
+			h := &dataHandler{rdb: rdb, primary: p}
+			errs := make(chan error, tt.concurrent)
+			for i := range tt.concurrent {
+				go func() {
+					r := httptest.NewRequest("GET", "/api/data/key", nil)
+					r.SetPathValue("key", "key-"+strconv.Itoa(i))
+					w := httptest.NewRecorder()
+					h.ServeHTTP(w, r)
+					switch {
+					case w.Code == 200:
+						errs <- nil
+					case w.Code == 500 && strings.Contains(w.Body.String(), errOverloaded.Error()):
+						errs <- errOverloaded
+					default:
+						errs <- fmt.Errorf("%d %s", w.Code, w.Body)
+					}
+				}()
+			}
+			for range tt.concurrent {
+				<-entered // every fetch runs at once
+			}
+			close(gate)
+			failures := 0
+			for range tt.concurrent {
+				if err := <-errs; err != nil {
+					if !errors.Is(err, errOverloaded) {
+						t.Errorf("err = %v", err)
+					}
+					failures++
+				}
+			}
+			if failures != tt.wantFailures {
+				t.Errorf("failed fetches = %d, want %d", failures, tt.wantFailures)
+			}
+			if got := testutil.ToFloat64(overloads); got != float64(tt.wantFailures) {
+				t.Errorf("dataapi_primary_overloads_total = %v, want %d", got, tt.wantFailures)
+			}
+			if p.inFlight.Load() != 0 {
+				t.Error("in-flight fetches left")
 			}
 		})
 	}

@@ -155,33 +155,56 @@ func servingAddr(line string) (string, bool) {
 // fetchesMetric is the app's counter of calls to its primary source.
 const fetchesMetric = "dataapi_primary_fetches_total"
 
-// scrapeFetches reads fetchesMetric from the app's /metrics. When save is
-// not empty, it also writes the whole scrape to that file.
-func scrapeFetches(ctx context.Context, client *http.Client, base, save string) (float64, error) {
+// Other metrics of the app the drill reads.
+const (
+	overloadsMetric = "dataapi_primary_overloads_total"
+	inFlightMetric  = "dataapi_primary_in_flight"
+)
+
+// counters are the app's counters the drill reads at phase boundaries.
+type counters struct{ fetches, overloads float64 }
+
+// scrapeCounters reads the primary's fetches and overloads from the app's
+// /metrics (overloads is 0 for an app that does not export it).
+func scrapeCounters(ctx context.Context, client *http.Client, base, save string) (counters, error) {
+	body, err := scrape(ctx, client, base, save)
+	if err != nil {
+		return counters{}, err
+	}
+	var c counters
+	if c.fetches, err = parseCounter(bytes.NewReader(body), fetchesMetric); err != nil {
+		return counters{}, err
+	}
+	c.overloads, _ = parseCounter(bytes.NewReader(body), overloadsMetric)
+	return c, nil
+}
+
+// scrape reads the app's /metrics, and saves it to save unless it is "".
+func scrape(ctx context.Context, client *http.Client, base, save string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("scrape /metrics: %w", err)
+		return nil, fmt.Errorf("scrape /metrics: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("scrape /metrics: status %d", resp.StatusCode)
+		return nil, fmt.Errorf("scrape /metrics: status %d", resp.StatusCode)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
 	if err != nil {
-		return 0, fmt.Errorf("scrape /metrics: %w", err)
+		return nil, fmt.Errorf("scrape /metrics: %w", err)
 	}
 	if save != "" {
 		if err := os.WriteFile(save, body, 0o644); err != nil {
-			return 0, err
+			return nil, err
 		}
 	}
-	return parseCounter(bytes.NewReader(body), fetchesMetric)
+	return body, nil
 }
 
 // parseCounter finds the sample of an unlabelled metric in the Prometheus

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -33,6 +34,15 @@ type config struct {
 	redisServer string
 	metricsDir  string
 	control     bool // walk the phases without touching Redis
+
+	// Cold-key mode: an open-loop arrival rate instead of closed-loop
+	// clients, keys drawn from a distribution, a primary that can fall
+	// over, and the app's miss budget.
+	rate       float64 // requests per second; 0: closed loop
+	dist       string  // "uniform" or "zipf", with rate
+	capacity   int     // the app's PRIMARY_CAPACITY; 0: unlimited
+	missBudget string  // the app's MISS_BUDGET; "": its default
+	budgetMode string  // the app's MISS_BUDGET_MODE; "": its default
 }
 
 // Phase names, in order.
@@ -58,6 +68,7 @@ func defaultConfig() config {
 		failsoft: true,
 		latency:  500 * time.Millisecond,
 		timeout:  5 * time.Second,
+		dist:     distUniform,
 	}
 }
 
@@ -85,6 +96,15 @@ func (c config) validate() error {
 	if c.timeout < 10*time.Millisecond || c.timeout > time.Minute {
 		return fmt.Errorf("-timeout %v: want 10ms to 1m", c.timeout)
 	}
+	if c.rate < 0 || c.rate > 20000 {
+		return fmt.Errorf("-rate %v: want 0 (closed loop) to 20000 requests/s", c.rate)
+	}
+	if c.dist != distUniform && c.dist != distZipf {
+		return fmt.Errorf("-dist %q: want uniform or zipf", c.dist)
+	}
+	if c.capacity < 0 {
+		return fmt.Errorf("-primary-capacity %d: want 0 (unlimited) or more", c.capacity)
+	}
 	return nil
 }
 
@@ -98,6 +118,12 @@ type phaseResult struct {
 	p50, p99 time.Duration
 	max      time.Duration
 	fetches  float64 // calls to the primary source during the phase
+
+	shed      int     // 503 answers with Retry-After
+	stale     int     // 200 answers from a stale copy (Cache-Status ttl < 0)
+	overloads float64 // primary fetches that failed over its capacity
+	peak      float64 // primary fetches running at once, highest sampled
+	lostKeys  int     // requests for keys answered 200 in steady that got no 200
 }
 
 // throughput is requests per second.
@@ -161,13 +187,22 @@ func run(ctx context.Context, cfg config, out io.Writer) (*result, error) {
 	if !cfg.failsoft {
 		mode = "off"
 	}
-	fmt.Fprintf(out, "redis-server %s (%s), app %s, FAILSOFT=%s, PRIMARY_LATENCY=%v, %d clients over %d keys\n",
-		rs.Addr(), rs.Version(), app.addr, mode, cfg.latency, cfg.clients, cfg.keys)
+	if cfg.rate > 0 {
+		fmt.Fprintf(out, "redis-server %s (%s), app %s, FAILSOFT=%s, PRIMARY_LATENCY=%v, PRIMARY_CAPACITY=%d, MISS_BUDGET=%q MISS_BUDGET_MODE=%q, open loop at %.0f requests/s over %d keys (%s)\n",
+			rs.Addr(), rs.Version(), app.addr, mode, cfg.latency, cfg.capacity, cfg.missBudget, cfg.budgetMode, cfg.rate, cfg.keys, cfg.dist)
+	} else {
+		fmt.Fprintf(out, "redis-server %s (%s), app %s, FAILSOFT=%s, PRIMARY_LATENCY=%v, %d clients over %d keys\n",
+			rs.Addr(), rs.Version(), app.addr, mode, cfg.latency, cfg.clients, cfg.keys)
+	}
 	fmt.Fprintf(out, "machine: %d CPUs, load average %s\n", runtime.NumCPU(), loadAvg())
 
+	conns := cfg.clients * 2
+	if cfg.rate > 0 {
+		conns = 1024
+	}
 	transport := &http.Transport{
-		MaxIdleConns:        cfg.clients * 2,
-		MaxIdleConnsPerHost: cfg.clients * 2,
+		MaxIdleConns:        conns,
+		MaxIdleConnsPerHost: conns,
 		DisableCompression:  true,
 		Proxy:               nil, // loopback only, never through a proxy
 	}
@@ -185,14 +220,23 @@ func run(ctx context.Context, cfg config, out io.Writer) (*result, error) {
 		}
 		return filepath.Join(cfg.metricsDir, label+".prom")
 	}
-	before, err := scrapeFetches(ctx, client, base, save("0-start"))
+	before, err := scrapeCounters(ctx, client, base, save("0-start"))
 	if err != nil {
 		return nil, err
 	}
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	defer stopLoad()
 	t0 := time.Now()
-	ld := startLoad(loadCtx, client, base, cfg, t0)
+	var ld interface{ wait() []sample }
+	var versions func() map[string]int
+	if cfg.rate > 0 {
+		ol := startOpenLoad(loadCtx, client, base, cfg, t0)
+		ld, versions = ol, func() map[string]int { return nil }
+	} else {
+		cl := startLoad(loadCtx, client, base, cfg, t0)
+		ld, versions = cl, cl.versions
+	}
+	peaks := startPeakSampler(loadCtx, client, base, t0)
 
 	faults := map[string]func() error{
 		phasePaused:    rs.Pause,
@@ -206,13 +250,13 @@ func run(ctx context.Context, cfg config, out io.Writer) (*result, error) {
 	}
 	res := &result{cfg: cfg, entriesBack: -1, dataBack: -1}
 	starts := make([]time.Duration, 0, len(cfg.phases)+1)
-	counts := make([]float64, 0, len(cfg.phases)+1)
+	counts := make([]counters, 0, len(cfg.phases)+1)
 	var runErr error
 	for i, p := range cfg.phases {
 		if i == 0 {
 			counts, starts = append(counts, before), append(starts, 0)
 		} else {
-			n, err := scrapeFetches(ctx, client, base, save(fmt.Sprintf("%d-%s", i, cfg.phases[i-1].name)))
+			n, err := scrapeCounters(ctx, client, base, save(fmt.Sprintf("%d-%s", i, cfg.phases[i-1].name)))
 			if err != nil {
 				runErr = fmt.Errorf("before phase %s: %w", p.name, err)
 				break
@@ -241,11 +285,12 @@ func run(ctx context.Context, cfg config, out io.Writer) (*result, error) {
 	end := time.Since(t0)
 	stopLoad()
 	samples := ld.wait()
+	inFlight := peaks.wait()
 	watch.close()
 	if runErr != nil {
 		return nil, runErr
 	}
-	n, err := scrapeFetches(ctx, client, base, save(fmt.Sprintf("%d-%s", len(cfg.phases), cfg.phases[len(cfg.phases)-1].name)))
+	n, err := scrapeCounters(ctx, client, base, save(fmt.Sprintf("%d-%s", len(cfg.phases), cfg.phases[len(cfg.phases)-1].name)))
 	if err != nil {
 		return nil, fmt.Errorf("after the drill: %w", err)
 	}
@@ -253,9 +298,9 @@ func run(ctx context.Context, cfg config, out io.Writer) (*result, error) {
 	starts = append(starts, end)
 
 	res.samples = samples
-	res.versions = ld.versions()
-	res.phases = summarize(cfg, samples, starts, counts)
-	res.fetches = counts[len(counts)-1] - counts[0]
+	res.versions = versions()
+	res.phases = summarize(cfg, samples, starts, counts, inFlight)
+	res.fetches = counts[len(counts)-1].fetches - counts[0].fetches
 	res.entriesBack, res.dataBack, res.entries, res.dataKeys = watch.result()
 	res.failures = failureKinds(samples)
 	report(out, res)
@@ -276,6 +321,9 @@ func appEnv(cfg config, redisAddr string) []string {
 		"PRIMARY_LATENCY="+cfg.latency.String(),
 		"FAILSOFT="+mode,
 		"LOG_LEVEL=info",
+		"PRIMARY_CAPACITY="+strconv.Itoa(cfg.capacity),
+		"MISS_BUDGET="+cfg.missBudget,
+		"MISS_BUDGET_MODE="+cfg.budgetMode,
 	)
 }
 

@@ -228,3 +228,43 @@ func TestSVG(t *testing.T) {
 		}
 	}
 }
+
+// TestSummarizeCold: the cold-key columns of a phase.
+func TestSummarizeCold(t *testing.T) {
+	cfg := defaultConfig()
+	sec := time.Second
+	starts := []time.Duration{0, 10 * sec, 20 * sec, 30 * sec, 40 * sec, 50 * sec}
+	counts := []counters{{0, 0}, {100, 0}, {150, 7}, {150, 7}, {150, 7}, {160, 7}}
+	inFlight := []inFlightSample{{sec, 3}, {11 * sec, 9}, {12 * sec, 4}}
+	samples := []sample{
+		{at: sec, lat: 1, status: 200, key: 1},
+		{at: 11 * sec, lat: 1, status: 503, retryAfter: true, fail: failStatus, key: 2},
+		{at: 11 * sec, lat: 1, status: 200, stale: true, key: 1},
+		{at: 12 * sec, lat: 1, status: 500, fail: failStatus, key: 1},
+	}
+	tests := []struct {
+		phase                 int
+		shed, stale, lostKeys int
+		overloads, peak       float64
+	}{
+		{0, 0, 0, 0, 0, 3},
+		{1, 1, 1, 1, 7, 9},
+		{2, 0, 0, 0, 0, 0},
+	}
+	got := summarize(cfg, samples, starts, counts, inFlight)
+	for _, tt := range tests {
+		t.Run(got[tt.phase].name, func(t *testing.T) {
+			p := got[tt.phase]
+			if p.shed != tt.shed || p.stale != tt.stale || p.lostKeys != tt.lostKeys || p.overloads != tt.overloads || p.peak != tt.peak {
+				t.Errorf("got shed %d stale %d lost %d overloads %v peak %v, want %+v", p.shed, p.stale, p.lostKeys, p.overloads, p.peak, tt)
+			}
+		})
+	}
+	res := &result{cfg: cfg, phases: got}
+	res.cfg.rate = 100
+	for _, g := range goals(res) {
+		if g.met {
+			t.Errorf("goal %q met, want missed (%s)", g.name, g.detail)
+		}
+	}
+}

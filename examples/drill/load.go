@@ -48,6 +48,10 @@ type sample struct {
 	lat    time.Duration
 	status uint16 // 0 without a response
 	fail   failKind
+	key    int32 // the key's index
+	// retryAfter: the answer had Retry-After; stale: its Cache-Status says
+	// it came from a stale copy (a negative ttl).
+	retryAfter, stale bool
 }
 
 // end is when the client had its answer (or gave up), since the drill's
@@ -83,6 +87,7 @@ func startLoad(ctx context.Context, client *http.Client, base string, cfg config
 				if !ok { // cut off by the drill's end: not a client's request
 					break
 				}
+				s.key = int32(n % cfg.keys)
 				out = append(out, s)
 				if s.fail == failNone {
 					if seen[key] == nil {
@@ -160,6 +165,8 @@ func do(ctx context.Context, client *http.Client, url, key string, t0 time.Time)
 	resp.Body.Close()
 	s.lat = time.Since(start)
 	s.status = uint16(resp.StatusCode)
+	s.retryAfter = resp.Header.Get("Retry-After") != ""
+	s.stale = strings.Contains(resp.Header.Get("Cache-Status"), "ttl=-")
 	switch {
 	case err != nil && ctx.Err() != nil:
 		return s, "", false

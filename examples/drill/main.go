@@ -63,6 +63,17 @@
 // drill ran, 1 when it could not (no redis-server, the build failed, the app
 // did not start), 2 for bad flags.
 //
+// Cold-key mode: -rate N replaces the closed loop with an open loop of N
+// requests per second, each on its own, over -keys keys drawn by -dist
+// (uniform or zipf), so that an outage pushes load onto the primary;
+// -primary-capacity and -miss-budget (-miss-budget-mode) set the app's
+// PRIMARY_CAPACITY and MISS_BUDGET (MISS_BUDGET_MODE). The table then also
+// shows per phase the 503s with Retry-After, stale answers, the primary's
+// overloads (dataapi_primary_overloads_total) and its concurrency peak
+// (dataapi_primary_in_flight, sampled every 20 ms), and the goals checked
+// are the miss budget's: no primary overload, keys answered in the steady
+// phase keep answering 200, every other answer 200 or 503 with Retry-After.
+//
 // -svg FILE writes a chart of throughput and p99 latency per second with the
 // fault windows shaded. -metrics-dir DIR keeps the app's /metrics as scraped
 // at each phase boundary. -control walks the same phases without touching
@@ -129,6 +140,11 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.app, "app", "", "prebuilt dataapi binary (default: go build it)")
 	fs.BoolVar(&cfg.control, "control", false, "walk the phases without touching Redis, to see how much throughput drifts on this machine by itself")
 	fs.StringVar(&cfg.metricsDir, "metrics-dir", "", "save the app's /metrics at each phase's end in this directory (N-PHASE.prom)")
+	fs.Float64Var(&cfg.rate, "rate", 0, "open-loop arrival rate in requests/s, each request on its own (0: -clients closed-loop clients)")
+	fs.StringVar(&cfg.dist, "dist", cfg.dist, "with -rate: how keys are drawn, uniform or zipf (s=1.1)")
+	fs.IntVar(&cfg.capacity, "primary-capacity", 0, "the app's PRIMARY_CAPACITY: fetches its primary serves at once (0: unlimited)")
+	fs.StringVar(&cfg.missBudget, "miss-budget", "", `the app's MISS_BUDGET ("off", a number; empty: failsoft's default)`)
+	fs.StringVar(&cfg.budgetMode, "miss-budget-mode", "", `the app's MISS_BUDGET_MODE ("unavailable" or "always"; empty: its default)`)
 	fs.StringVar(&cfg.redisServer, "redis-server", "", "redis-server binary (default: $FAILSOFT_REDIS_SERVER, else redis-server on $PATH)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err

@@ -21,13 +21,20 @@ const (
 // summarize sorts samples into phases by the time they ended: phase i ran from
 // starts[i] to starts[i+1], and counts[i] was the primary-fetch counter at
 // starts[i].
-func summarize(cfg config, samples []sample, starts []time.Duration, counts []float64) []phaseResult {
+func summarize(cfg config, samples []sample, starts []time.Duration, counts []counters, inFlight []inFlightSample) []phaseResult {
 	out := make([]phaseResult, 0, len(cfg.phases))
+	answered := make(map[int32]bool) // keys answered 200 in the steady phase
 	for i, p := range cfg.phases {
 		if i+1 >= len(starts) {
 			break
 		}
-		pr := phaseResult{name: p.name, start: starts[i], dur: starts[i+1] - starts[i], fetches: counts[i+1] - counts[i]}
+		pr := phaseResult{name: p.name, start: starts[i], dur: starts[i+1] - starts[i],
+			fetches: counts[i+1].fetches - counts[i].fetches, overloads: counts[i+1].overloads - counts[i].overloads}
+		for _, f := range inFlight {
+			if f.at >= starts[i] && f.at < starts[i+1] {
+				pr.peak = max(pr.peak, f.n)
+			}
+		}
 		var lats []time.Duration
 		for _, s := range samples {
 			if e := s.end(); e < starts[i] || e >= starts[i+1] {
@@ -36,6 +43,18 @@ func summarize(cfg config, samples []sample, starts []time.Duration, counts []fl
 			pr.requests++
 			if s.fail != failNone {
 				pr.failed++
+			}
+			if s.status == 503 && s.retryAfter {
+				pr.shed++
+			}
+			if s.status == 200 && s.stale {
+				pr.stale++
+			}
+			switch {
+			case p.name == phaseSteady && s.status == 200:
+				answered[s.key] = true
+			case p.name != phaseSteady && answered[s.key] && s.status != 200:
+				pr.lostKeys++
 			}
 			lats = append(lats, s.lat)
 		}
@@ -94,16 +113,23 @@ func fmtBack(d time.Duration) string {
 func report(out io.Writer, res *result) {
 	fmt.Fprintln(out)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "phase\trequests\treq/s\tfailed\tp50\tp99\tmax\tprimary fetches\t")
+	fmt.Fprintln(tw, "phase\trequests\treq/s\tfailed\t503\tstale\tp50\tp99\tmax\tprimary fetches\toverloads\tprimary peak\tsteady keys not 200\t")
 	var total phaseResult
 	for _, p := range res.phases {
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%d\t%s\t%s\t%s\t%.0f\t\n",
-			p.name, p.requests, p.throughput(), p.failed, fmtDur(p.p50), fmtDur(p.p99), fmtDur(p.max), p.fetches)
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%d\t%d\t%d\t%s\t%s\t%s\t%.0f\t%.0f\t%.0f\t%d\t\n",
+			p.name, p.requests, p.throughput(), p.failed, p.shed, p.stale, fmtDur(p.p50), fmtDur(p.p99), fmtDur(p.max),
+			p.fetches, p.overloads, p.peak, p.lostKeys)
 		total.requests += p.requests
 		total.failed += p.failed
+		total.shed += p.shed
+		total.stale += p.stale
+		total.overloads += p.overloads
+		total.peak = max(total.peak, p.peak)
+		total.lostKeys += p.lostKeys
 		total.dur += p.dur
 	}
-	fmt.Fprintf(tw, "total\t%d\t%.0f\t%d\t\t\t\t%.0f\t\n", total.requests, total.throughput(), total.failed, res.fetches)
+	fmt.Fprintf(tw, "total\t%d\t%.0f\t%d\t%d\t%d\t\t\t\t%.0f\t%.0f\t%.0f\t%d\t\n", total.requests, total.throughput(), total.failed,
+		total.shed, total.stale, res.fetches, total.overloads, total.peak, total.lostKeys)
 	tw.Flush()
 
 	if len(res.failures) > 0 {
@@ -149,6 +175,9 @@ type goal struct {
 
 // goals checks res against the protected app's goals.
 func goals(res *result) []goal {
+	if res.cfg.rate > 0 {
+		return coldGoals(res)
+	}
 	var out []goal
 	failed := 0
 	for _, p := range res.phases {
@@ -189,4 +218,23 @@ func goals(res *result) []goal {
 		detail: "cache entries " + fmtBack(res.entriesBack),
 	})
 	return out
+}
+
+// coldGoals checks a cold-key drill (open-loop load over many keys, a
+// primary that can fall over) against the miss budget's goals: the primary
+// never overloads, a key answered before the outage keeps answering 200,
+// and every other answer is 200 or 503 with Retry-After.
+func coldGoals(res *result) []goal {
+	var overloads float64
+	var lost, other int
+	for _, p := range res.phases {
+		overloads += p.overloads
+		lost += p.lostKeys
+		other += p.failed - p.shed
+	}
+	return []goal{
+		{"no primary overload in any phase", overloads == 0, fmt.Sprintf("%.0f overloads", overloads)},
+		{"keys answered before the outage still answer 200", lost == 0, fmt.Sprintf("%d requests for such keys got no 200", lost)},
+		{"every answer is 200 or 503 with Retry-After", other == 0, fmt.Sprintf("%d other answers", other)},
+	}
 }

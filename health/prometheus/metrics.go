@@ -21,6 +21,10 @@
 //	failsoft_cache_dropped_writes_total                counter: background writes dropped
 //	failsoft_cache_refreshes_total                     counter: background refreshes started
 //	failsoft_cache_invalidations_total                 counter: entries purged
+//	failsoft_cache_miss_budget_slots                   gauge: the miss budget's size (0: off)
+//	failsoft_cache_miss_budget_in_use                  gauge: handler calls for misses running under the budget
+//	failsoft_cache_miss_budget_waiting                 gauge: requests queued for a slot
+//	failsoft_cache_miss_budget_total{result}           counter: requests the budget held up: waited (then got a slot), shed (503), stale
 //	failsoft_store_operation_duration_seconds{store,op} histogram: how long each guarded call made its caller wait
 //	failsoft_store_errors_total{store,op,class}         counter: guarded calls that failed, by store.Class
 //	failsoft_breaker_state{store}                      gauge: 0 closed, 1 half-open, 2 open
@@ -103,6 +107,8 @@ type Metrics struct {
 
 	requestsDesc, storeErrorsDesc, storedDesc, droppedDesc, refreshesDesc, invalidatedDesc *prom.Desc
 
+	budgetSlotsDesc, budgetInUseDesc, budgetWaitingDesc, budgetDesc *prom.Desc
+
 	// WatchInvalidations (invalidations.go)
 	inv invalidationDescs
 
@@ -126,7 +132,7 @@ func New(opts ...Option) (*Metrics, error) {
 			return nil, fmt.Errorf("prometheus: %w", err)
 		}
 	}
-	counter := func(name, help string, labels ...string) *prom.Desc {
+	desc := func(name, help string, labels ...string) *prom.Desc {
 		return prom.NewDesc(name, help, labels, nil)
 	}
 	return &Metrics{
@@ -148,12 +154,17 @@ func New(opts ...Option) (*Metrics, error) {
 			Name: "failsoft_breaker_transitions_total",
 			Help: "Circuit breaker state changes, by the state entered.",
 		}, []string{"store", "to"}),
-		requestsDesc:    counter("failsoft_cache_requests_total", "Requests seen by the response cache, by result.", "result"),
-		storeErrorsDesc: counter("failsoft_cache_store_errors_total", "Store calls of the response cache that failed."),
-		storedDesc:      counter("failsoft_cache_stored_total", "Entries the response cache wrote."),
-		droppedDesc:     counter("failsoft_cache_dropped_writes_total", "Background writes the response cache dropped (queue full or store unavailable)."),
-		refreshesDesc:   counter("failsoft_cache_refreshes_total", "Background refreshes the response cache started."),
-		invalidatedDesc: counter("failsoft_cache_invalidations_total", "Entries the response cache purged."),
+		requestsDesc:    desc("failsoft_cache_requests_total", "Requests seen by the response cache, by result.", "result"),
+		storeErrorsDesc: desc("failsoft_cache_store_errors_total", "Store calls of the response cache that failed."),
+		storedDesc:      desc("failsoft_cache_stored_total", "Entries the response cache wrote."),
+		droppedDesc:     desc("failsoft_cache_dropped_writes_total", "Background writes the response cache dropped (queue full or store unavailable)."),
+		refreshesDesc:   desc("failsoft_cache_refreshes_total", "Background refreshes the response cache started."),
+		invalidatedDesc: desc("failsoft_cache_invalidations_total", "Entries the response cache purged."),
+
+		budgetSlotsDesc:   desc("failsoft_cache_miss_budget_slots", "Handler calls for misses the miss budget allows at once (0: off)."),
+		budgetInUseDesc:   desc("failsoft_cache_miss_budget_in_use", "Handler calls for misses running under the miss budget."),
+		budgetWaitingDesc: desc("failsoft_cache_miss_budget_waiting", "Requests queued for a slot of the miss budget."),
+		budgetDesc:        desc("failsoft_cache_miss_budget_total", "Requests the miss budget held up, by result: waited (then got a slot), shed (503), stale.", "result"),
 	}, nil
 }
 
@@ -209,7 +220,8 @@ func (m *Metrics) Describe(ch chan<- *prom.Desc) {
 	m.errors.Describe(ch)
 	m.state.Describe(ch)
 	m.transitions.Describe(ch)
-	for _, d := range []*prom.Desc{m.requestsDesc, m.storeErrorsDesc, m.storedDesc, m.droppedDesc, m.refreshesDesc, m.invalidatedDesc} {
+	for _, d := range []*prom.Desc{m.requestsDesc, m.storeErrorsDesc, m.storedDesc, m.droppedDesc, m.refreshesDesc, m.invalidatedDesc,
+		m.budgetSlotsDesc, m.budgetInUseDesc, m.budgetWaitingDesc, m.budgetDesc} {
 		ch <- d
 	}
 	m.inv.describe(ch)
@@ -256,4 +268,14 @@ func (m *Metrics) Collect(ch chan<- prom.Metric) {
 	ch <- prom.MustNewConstMetric(m.droppedDesc, prom.CounterValue, float64(s.Dropped))
 	ch <- prom.MustNewConstMetric(m.refreshesDesc, prom.CounterValue, float64(s.Refreshes))
 	ch <- prom.MustNewConstMetric(m.invalidatedDesc, prom.CounterValue, float64(s.Invalidated))
+	b := s.MissBudget
+	ch <- prom.MustNewConstMetric(m.budgetSlotsDesc, prom.GaugeValue, float64(b.Size))
+	ch <- prom.MustNewConstMetric(m.budgetInUseDesc, prom.GaugeValue, float64(b.InUse))
+	ch <- prom.MustNewConstMetric(m.budgetWaitingDesc, prom.GaugeValue, float64(b.Waiting))
+	for _, r := range []struct {
+		result string
+		v      uint64
+	}{{"waited", b.Waited}, {"shed", b.Shed}, {"stale", b.Stale}} {
+		ch <- prom.MustNewConstMetric(m.budgetDesc, prom.CounterValue, float64(r.v), r.result)
+	}
 }

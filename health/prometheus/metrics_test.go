@@ -120,17 +120,60 @@ failsoft_cache_refreshes_total 11
 # HELP failsoft_cache_invalidations_total Entries the response cache purged.
 # TYPE failsoft_cache_invalidations_total counter
 failsoft_cache_invalidations_total 12
+# HELP failsoft_cache_miss_budget_slots Handler calls for misses the miss budget allows at once (0: off).
+# TYPE failsoft_cache_miss_budget_slots gauge
+failsoft_cache_miss_budget_slots 0
+# HELP failsoft_cache_miss_budget_in_use Handler calls for misses running under the miss budget.
+# TYPE failsoft_cache_miss_budget_in_use gauge
+failsoft_cache_miss_budget_in_use 0
+# HELP failsoft_cache_miss_budget_waiting Requests queued for a slot of the miss budget.
+# TYPE failsoft_cache_miss_budget_waiting gauge
+failsoft_cache_miss_budget_waiting 0
+# HELP failsoft_cache_miss_budget_total Requests the miss budget held up, by result: waited (then got a slot), shed (503), stale.
+# TYPE failsoft_cache_miss_budget_total counter
+failsoft_cache_miss_budget_total{result="shed"} 0
+failsoft_cache_miss_budget_total{result="stale"} 0
+failsoft_cache_miss_budget_total{result="waited"} 0
+`,
+		},
+		{
+			name: "miss budget",
+			stats: &middleware.Stats{MissBudget: middleware.MissBudgetStats{Size: 64, InUse: 64, Waiting: 7,
+				Waited: 13, Shed: 21, Stale: 34}},
+			want: `
+# HELP failsoft_cache_miss_budget_slots Handler calls for misses the miss budget allows at once (0: off).
+# TYPE failsoft_cache_miss_budget_slots gauge
+failsoft_cache_miss_budget_slots 64
+# HELP failsoft_cache_miss_budget_in_use Handler calls for misses running under the miss budget.
+# TYPE failsoft_cache_miss_budget_in_use gauge
+failsoft_cache_miss_budget_in_use 64
+# HELP failsoft_cache_miss_budget_waiting Requests queued for a slot of the miss budget.
+# TYPE failsoft_cache_miss_budget_waiting gauge
+failsoft_cache_miss_budget_waiting 7
+# HELP failsoft_cache_miss_budget_total Requests the miss budget held up, by result: waited (then got a slot), shed (503), stale.
+# TYPE failsoft_cache_miss_budget_total counter
+failsoft_cache_miss_budget_total{result="shed"} 21
+failsoft_cache_miss_budget_total{result="stale"} 34
+failsoft_cache_miss_budget_total{result="waited"} 13
 `,
 		},
 	}
 	names := []string{"failsoft_cache_requests_total", "failsoft_cache_store_errors_total", "failsoft_cache_stored_total",
 		"failsoft_cache_dropped_writes_total", "failsoft_cache_refreshes_total", "failsoft_cache_invalidations_total"}
+	budgetNames := []string{"failsoft_cache_miss_budget_slots", "failsoft_cache_miss_budget_in_use",
+		"failsoft_cache_miss_budget_waiting", "failsoft_cache_miss_budget_total"}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m := newMetrics(t)
 			if tt.stats != nil {
 				s := *tt.stats
 				m.WatchCache(func() middleware.Stats { return s })
+			}
+			names := names
+			if tt.name == "miss budget" {
+				names = budgetNames
+			} else if tt.stats != nil {
+				names = append(names, budgetNames...)
 			}
 			if err := testutil.CollectAndCompare(m, strings.NewReader(tt.want), names...); err != nil {
 				t.Error(err)
