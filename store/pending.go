@@ -53,8 +53,13 @@ type PendingDeletes struct {
 	max       int
 	log       *slog.Logger
 
-	mu        sync.Mutex
-	keys      map[string]uint64 // key -> sequence number of its latest failed Delete
+	mu   sync.Mutex
+	keys map[string]uint64 // key -> sequence number of its latest failed Delete
+	// inflight holds, for a pending key, the flusher's delete or a Set
+	// running now (closed when it ends), so that the two never cross: a
+	// Set of a pending key waits for the flusher's delete of it, and the
+	// flusher skips a key a Set is writing (the Set settles it).
+	inflight  map[string]chan struct{}
 	seq       uint64
 	overflown bool // a drop was logged since the queue was last empty
 	n         atomic.Int64
@@ -124,12 +129,13 @@ func NewPendingDeletes(remote Store, opts ...PendingOption) (*PendingDeletes, er
 		return nil, errInvalid("max pending %d is not positive", c.max)
 	}
 	p := &PendingDeletes{
-		remote: remote,
-		max:    c.max,
-		log:    c.logger,
-		keys:   make(map[string]uint64),
-		kick:   make(chan struct{}, 1),
-		done:   make(chan struct{}),
+		remote:   remote,
+		max:      c.max,
+		log:      c.logger,
+		keys:     make(map[string]uint64),
+		inflight: make(map[string]chan struct{}),
+		kick:     make(chan struct{}, 1),
+		done:     make(chan struct{}),
 	}
 	p.remoteTTL, _ = remote.(TTLGetter)
 	// The flusher is not on a request path: it has a context of its own,
@@ -184,12 +190,54 @@ func (p *PendingDeletes) Set(ctx context.Context, key string, value []byte, ttl 
 		return err
 	}
 	seq := p.pendingSeq(key)
-	err := p.remote.Set(ctx, key, value, ttl)
-	p.observe(err)
-	if err == nil && seq != 0 {
+	if seq == 0 {
+		err := p.remote.Set(ctx, key, value, ttl)
+		p.observe(err)
+		return err
+	}
+	// The key is pending: its delete must not land after this write.
+	mine, err := p.claim(ctx, key)
+	if err != nil {
+		return err
+	}
+	err = p.remote.Set(ctx, key, value, ttl)
+	if err == nil {
 		p.applied(key, seq)
 	}
+	p.release(key, mine)
+	p.observe(err)
 	return err
+}
+
+// claim registers the caller's write of key, after waiting for the
+// flusher's delete of it to end, if one is running.
+func (p *PendingDeletes) claim(ctx context.Context, key string) (chan struct{}, error) {
+	for {
+		p.mu.Lock()
+		other, busy := p.inflight[key]
+		if !busy {
+			mine := make(chan struct{})
+			p.inflight[key] = mine
+			p.mu.Unlock()
+			return mine, nil
+		}
+		p.mu.Unlock()
+		select {
+		case <-other:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// release ends the write or delete of key registered as mine.
+func (p *PendingDeletes) release(key string, mine chan struct{}) {
+	p.mu.Lock()
+	if p.inflight[key] == mine {
+		delete(p.inflight, key)
+	}
+	p.mu.Unlock()
+	close(mine)
 }
 
 // Delete deletes key in the remote. When that fails with an outage, the
@@ -398,7 +446,19 @@ func (p *PendingDeletes) flush(ctx context.Context) bool {
 	}
 	slices.SortFunc(batch, func(a, b pending) int { return cmp.Compare(a.seq, b.seq) })
 	for _, d := range batch {
+		// Skip a key that is no longer pending, or that a Set is writing
+		// now (it settles the key); otherwise hold it while deleting.
+		p.mu.Lock()
+		_, busy := p.inflight[d.key]
+		if busy || p.keys[d.key] != d.seq {
+			p.mu.Unlock()
+			continue
+		}
+		mine := make(chan struct{})
+		p.inflight[d.key] = mine
+		p.mu.Unlock()
 		err := p.remote.Delete(ctx, d.key)
+		p.release(d.key, mine)
 		switch {
 		case err == nil:
 			p.applied(d.key, d.seq)
