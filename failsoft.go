@@ -109,13 +109,16 @@ type Stats struct {
 //     in-process copy when it hears it ([store.Broadcast], [WithBroadcast]).
 //     The subscription uses a connection of the cache's client (for a
 //     Cluster, of a copy of it without hooks).
-//   - The chain is [middleware.Recover] then the [middleware.Cache].
+//   - The chain is [middleware.Recover] then the [middleware.Cache], whose
+//     miss budget bounds the handler calls for misses while Redis is
+//     unavailable (see [WithMissBudget]).
 //   - The health handlers report the breakers, a ping and the cache's
 //     counters (see [Protector.Health]).
 //
 // New returns an error for an invalid option and [ErrUnsupportedClient]
 // for a client it cannot wire (a *redis.Ring); then it has changed nothing:
-// the hook is added only once everything else is built. client stays the
+// the hook is added, and the metrics are told, only once everything else is
+// built. client stays the
 // caller's: Close does not close it, and must be called before it is
 // closed.
 func New(client redis.UniversalClient, opts ...Option) (*Protector, error) {
