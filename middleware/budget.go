@@ -235,8 +235,7 @@ func (c *Cache) overBudget(w http.ResponseWriter, r *http.Request, lk *lookup, c
 	}
 	b.shed.Add(1)
 	w.Header()["Cache-Status"] = []string{c.cs.fwd(lk, 0, false, collapsed, "miss-budget")}
-	rc := recoverConfig{retryAfter: DefaultRetryAfter}
-	rc.writePanic(w, w.Header().Clone(), nil)
+	writeUnavailable(w, unavailableDetails, DefaultRetryAfter)
 	if c.log.debugOn(r.Context()) {
 		c.log.DebugContext(r.Context(), "failsoft: miss budget exhausted; answered 503", "path", r.URL.Path)
 	}

@@ -207,22 +207,13 @@ func setSmaller(dst *time.Duration, has *bool, d time.Duration) {
 }
 
 // deltaSeconds parses RFC 9111 delta-seconds (1*DIGIT), capped at 2^31
-// seconds; anything else is 0.
+// seconds (see [ageSeconds]); anything else is 0.
 func deltaSeconds(s string, valid bool) time.Duration {
-	if !valid || s == "" {
+	if !valid {
 		return 0
 	}
-	var n int64
-	for i := range len(s) {
-		c := s[i]
-		if c < '0' || c > '9' {
-			return 0
-		}
-		if n <= int64(maxDelta/time.Second) {
-			n = n*10 + int64(c-'0')
-		}
-	}
-	return time.Duration(min(n, int64(maxDelta/time.Second))) * time.Second
+	d, _ := ageSeconds(s)
+	return d
 }
 
 // fieldNames parses the argument of a qualified no-cache or private: a

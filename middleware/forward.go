@@ -238,10 +238,7 @@ func (c *Cache) newEntry(r *http.Request, status int, h http.Header, body []byte
 	if !lengthMatches(status, h, body) {
 		return nil, nil, "content-length"
 	}
-	names, star := parseVary(h)
-	if star {
-		return nil, nil, "vary-star"
-	}
+	names, _ = parseVary(h) // storable refused Vary: *
 	fresh, swr, sie, age := lifetimes(hp, cc, sent, now, pol)
 	e = &entry{Kind: kindResponse, Status: status, Header: storedHeader(h, cc), Body: body}
 	e.setLifetimes(now, age, fresh, swr, sie)

@@ -305,10 +305,7 @@ func variantKey(material string, nonce uint64, varyHeaders []string, r *http.Req
 	// whose keys are all canonical (as net/http's server builds it) is read
 	// directly, so that many Vary names times thousands of request header
 	// lines cost one pass over the map, not one per name.
-	linesOf := fieldLines
-	if canonicalKeys(r.Header) {
-		linesOf = func(h http.Header, name string) []string { return h[name] }
-	}
+	linesOf := lineLookup(r.Header)
 	var value []byte
 	for _, name := range varyHeaders {
 		buf = appendString(buf, name)

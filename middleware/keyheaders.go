@@ -90,10 +90,7 @@ func keyHeadersPresent(h http.Header, names []string) bool {
 	if len(h) == 0 {
 		return false
 	}
-	linesOf := fieldLines
-	if canonicalKeys(h) {
-		linesOf = func(h http.Header, name string) []string { return h[name] }
-	}
+	linesOf := lineLookup(h)
 	for _, name := range names {
 		if len(linesOf(h, name)) > 0 {
 			return true
@@ -116,10 +113,7 @@ func keyHeadersPresent(h http.Header, names []string) bool {
 // material is the method, a token: the space tells the two forms apart, so
 // distinct requests never get the same material.
 func withKeyHeaders(material string, h http.Header, names []string, limit int) (string, bool) {
-	linesOf := fieldLines
-	if canonicalKeys(h) {
-		linesOf = func(h http.Header, name string) []string { return h[name] }
-	}
+	linesOf := lineLookup(h)
 	type field struct {
 		name  string
 		lines []string

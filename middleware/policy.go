@@ -227,6 +227,16 @@ func fieldLines(h http.Header, name string) []string {
 	return lines
 }
 
+// lineLookup returns the function that finds the lines of a canonical name
+// in h as [fieldLines] does: h[name] when every key of h is canonical
+// ([canonicalKeys]), which saves a scan of h per name, else fieldLines.
+func lineLookup(h http.Header) func(h http.Header, name string) []string {
+	if canonicalKeys(h) {
+		return func(h http.Header, name string) []string { return h[name] }
+	}
+	return fieldLines
+}
+
 // hasField reports whether h has a line of name (canonical), in any case.
 func hasField(h http.Header, name string) bool { return len(fieldLines(h, name)) > 0 }
 

@@ -258,6 +258,15 @@ func (c *recoverConfig) writePanic(w http.ResponseWriter, before http.Header, p 
 	if c.panicDetails {
 		details = fmt.Sprint(p)
 	}
+	writeUnavailable(w, details, c.retryAfterFor())
+}
+
+// writeUnavailable answers 503 Service Unavailable with Retry-After (whole
+// seconds), Cache-Control: no-store and the JSON body
+// {"error":"Service unavailable","details":details}, keeping the headers
+// already set on w: the answer of Recover after a panic and of the cache's
+// miss budget.
+func writeUnavailable(w http.ResponseWriter, details string, retryAfter time.Duration) {
 	body, err := json.Marshal(struct {
 		Error   string `json:"error"`
 		Details string `json:"details"`
@@ -266,10 +275,11 @@ func (c *recoverConfig) writePanic(w http.ResponseWriter, before http.Header, p 
 		body = []byte(`{"error":"Service unavailable"}`)
 	}
 	body = append(body, '\n')
+	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	h.Set("Cache-Control", "no-store")
-	h.Set("Retry-After", retryAfterSeconds(c.retryAfterFor()))
+	h.Set("Retry-After", retryAfterSeconds(retryAfter))
 	w.WriteHeader(http.StatusServiceUnavailable)
 	w.Write(body) // the client may be gone; nothing more to do
 }
