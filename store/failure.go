@@ -19,6 +19,9 @@ import (
 // Redis calls (a cache lookup, then the handler's own GET and SET) waits
 // about one op timeout in all, not one per call.
 func TrackFailures(ctx context.Context) context.Context {
+	if _, ok := failure.From(ctx); ok {
+		return ctx // nested middleware: no allocation
+	}
 	return new(failure.Context).Track(ctx)
 }
 

@@ -195,14 +195,16 @@ func (p *PendingDeletes) Set(ctx context.Context, key string, value []byte, ttl 
 		p.observe(err)
 		return err
 	}
-	// The key is pending: its delete must not land after this write.
+	// The key is pending: apply its delete first, so that it is announced
+	// (a replica may have read the old copy back since), and so that it
+	// never lands after this write.
 	mine, err := p.claim(ctx, key)
 	if err != nil {
 		return err
 	}
-	err = p.remote.Set(ctx, key, value, ttl)
-	if err == nil {
+	if err = p.remote.Delete(ctx, key); err == nil {
 		p.applied(key, seq)
+		err = p.remote.Set(ctx, key, value, ttl)
 	}
 	p.release(key, mine)
 	p.observe(err)
@@ -348,17 +350,26 @@ func (p *PendingDeletes) pendingSeq(key string) uint64 {
 // applied removes key's pending delete if it is still the one numbered seq:
 // a delete that failed again meanwhile stays queued.
 func (p *PendingDeletes) applied(key string, seq uint64) {
+	if p.remove(key, seq) {
+		p.late.Add(1)
+	}
+}
+
+// remove drops key's pending delete if it is still the one numbered seq,
+// and reports whether it did; an emptied queue may warn of a full one
+// again.
+func (p *PendingDeletes) remove(key string, seq uint64) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.keys[key] != seq {
-		return
+		return false
 	}
 	delete(p.keys, key)
 	p.n.Store(int64(len(p.keys)))
-	p.late.Add(1)
 	if len(p.keys) == 0 {
 		p.overflown = false
 	}
+	return true
 }
 
 // enqueue queues key's delete; it reports false when the queue is full.
@@ -411,7 +422,10 @@ func (p *PendingDeletes) run() {
 	for {
 		select {
 		case <-p.ctx.Done():
-			p.flush(context.Background()) // one last try, bounded by the remote
+			// One last try, bounded whatever the remote is.
+			ctx, cancel := context.WithTimeout(context.Background(), DefaultOpTimeout)
+			p.flush(ctx)
+			cancel()
 			return
 		case <-p.kick:
 		case <-timer.C:
@@ -465,12 +479,7 @@ func (p *PendingDeletes) flush(ctx context.Context) bool {
 		case IsUnavailable(err) || ctx.Err() != nil:
 			return false
 		default:
-			p.mu.Lock()
-			if p.keys[d.key] == d.seq {
-				delete(p.keys, d.key)
-				p.n.Store(int64(len(p.keys)))
-			}
-			p.mu.Unlock()
+			p.remove(d.key, d.seq)
 			p.dropped.Add(1)
 			p.log.LogAttrs(ctx, slog.LevelWarn, "store: pending deletes: delete failed, dropped",
 				slog.String("error", err.Error()))
