@@ -15,26 +15,9 @@ import (
 // refused, and the broadcast of invalidations between replicas.
 
 // InvalidationStats counts what happened to invalidations (unsafe requests
-// and purges) of a [Protector]: see [store.PendingDeletes] and
-// [store.Broadcast].
-type InvalidationStats struct {
-	// Published counts the invalidations announced to the other replicas.
-	Published uint64
-	// Received counts the invalidations received (this replica's own
-	// included).
-	Received uint64
-	// Pending is the number of invalidations refused by an outage and not
-	// yet applied in Redis; AppliedLate counts those applied since.
-	Pending     int
-	AppliedLate uint64
-	// Dropped counts the invalidations lost because too many were pending.
-	Dropped uint64
-	// Subscribed reports whether the broadcast subscription is confirmed
-	// now (false with [WithBroadcast](false) or [WithMemory](0));
-	// Reconnects counts the times it was lost.
-	Subscribed bool
-	Reconnects uint64
-}
+// and purges) of a [Protector]; see [store.InvalidationStats]. Subscribed is
+// false with [WithBroadcast](false) or [WithMemory](0).
+type InvalidationStats = store.InvalidationStats
 
 // InvalidationWatcher is implemented by a [Metrics] that also exports the
 // invalidation counters, as *prometheus.Metrics of the module

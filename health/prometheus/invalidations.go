@@ -3,7 +3,7 @@ package prometheus
 import (
 	prom "github.com/prometheus/client_golang/prometheus"
 
-	"github.com/failsoft/failsoft"
+	"github.com/failsoft/failsoft/store"
 )
 
 // invalidationDescs describe the invalidation metrics.
@@ -30,7 +30,7 @@ func (d invalidationDescs) describe(ch chan<- *prom.Desc) {
 	}
 }
 
-func (d invalidationDescs) collect(ch chan<- prom.Metric, s failsoft.InvalidationStats) {
+func (d invalidationDescs) collect(ch chan<- prom.Metric, s store.InvalidationStats) {
 	sub := 0.0
 	if s.Subscribed {
 		sub = 1
@@ -49,7 +49,7 @@ func (d invalidationDescs) collect(ch chan<- prom.Metric, s failsoft.Invalidatio
 // given the Metrics with failsoft.WithMetrics), which must be safe for
 // concurrent use. A later call replaces an earlier one. Until it is called,
 // no invalidation metric is exported.
-func (m *Metrics) WatchInvalidations(stats func() failsoft.InvalidationStats) {
+func (m *Metrics) WatchInvalidations(stats func() store.InvalidationStats) {
 	if stats == nil {
 		panic("prometheus: WatchInvalidations: nil function")
 	}

@@ -50,7 +50,6 @@ import (
 
 	prom "github.com/prometheus/client_golang/prometheus"
 
-	"github.com/failsoft/failsoft"
 	"github.com/failsoft/failsoft/middleware"
 	"github.com/failsoft/failsoft/store"
 )
@@ -115,7 +114,7 @@ type Metrics struct {
 	mu            sync.Mutex
 	breakers      []Breaker
 	cache         func() middleware.Stats
-	invalidations func() failsoft.InvalidationStats
+	invalidations func() store.InvalidationStats
 }
 
 var _ prom.Collector = (*Metrics)(nil)

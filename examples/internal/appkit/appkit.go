@@ -92,7 +92,9 @@ func RedisOptions(rawURL string, logger *slog.Logger) (opt *redis.Options, relea
 }
 
 // Tune adjusts opt for the legacy client that failsoft hooks, before the
-// client is built (examples/dataapi/main.go explains each setting).
+// client is built: one dial attempt, so that a refused connection fails at
+// once (examples/dataapi/main.go explains it), and context deadlines on
+// socket reads, so that a command the hook gave up on ends then too.
 // failsoft.New tunes the cache's own client this way by itself; the
 // caller's client keeps what its owner chose.
 func Tune(opt *redis.Options) {
