@@ -12,13 +12,17 @@ import "net/http"
 // [http.NoBody]. A handler that reads such a body may answer from it, so
 // its answer is neither served from nor stored in the cache.
 func hasRequestBody(r *http.Request) bool {
-	if r.ContentLength > 0 || len(r.TransferEncoding) > 0 || hasField(r.Header, "Transfer-Encoding") {
+	if r.ContentLength > 0 || len(r.TransferEncoding) > 0 {
 		return true
 	}
 	if r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody {
 		return true
 	}
-	for _, v := range fieldLines(r.Header, "Content-Length") {
+	linesOf := lineLookup(r.Header) // one scan of the keys, not one per name
+	if len(linesOf(r.Header, "Transfer-Encoding")) > 0 {
+		return true
+	}
+	for _, v := range linesOf(r.Header, "Content-Length") {
 		if trimOWS(v) != "0" {
 			return true
 		}
@@ -35,8 +39,12 @@ var methodOverrideHeaders = [...]string{"X-Http-Method-Override", "X-Http-Method
 
 // overridesMethod reports whether r carries one of [methodOverrideHeaders].
 func overridesMethod(r *http.Request) bool {
+	if len(r.Header) == 0 {
+		return false
+	}
+	linesOf := lineLookup(r.Header)
 	for _, name := range methodOverrideHeaders {
-		if hasField(r.Header, name) {
+		if len(linesOf(r.Header, name)) > 0 {
 			return true
 		}
 	}
