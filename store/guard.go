@@ -72,6 +72,17 @@ type BreakerStats struct {
 // keeps running until the backend answers or the client's own timeouts fire,
 // and it keeps its in-flight slot until then ([WithMaxInFlight]).
 //
+// A store that ends every call by its context's deadline by itself needs no
+// such goroutine: a [Redis] store over a *redis.Client built with
+// ContextTimeoutEnabled (not a Sentinel client; see [NewRedis]). Its calls
+// run on the caller's goroutine, with the caller's context values and a
+// deadline that the calls starting within 1/32 of the op timeout of each
+// other share (so a call may have up to that much less than the op timeout,
+// never more), which saves a goroutine and a timer per call. The caller's
+// cancellation is not passed on to such a call: it ends when Redis answers
+// or at the deadline, and does not tear down a connection mid-reply. Such a
+// client must have no hook that blocks past the context's deadline.
+//
 // The breaker counts only outages ([Class.Outage]) as failures: a miss, bad
 // input and a command error are successes; a call whose caller's own context
 // ended (cancelled, or its own deadline expired) counts as neither. The
@@ -104,6 +115,12 @@ type Guard struct {
 	cb    *gobreaker.TwoStepCircuitBreaker[struct{}]
 	errs  [numOps]opErrors
 	calls sync.Pool // of *call
+
+	// inline: the wrapped store ends each call by its context's deadline
+	// (see boundsCalls), so calls run on the caller's goroutine under a
+	// deadline from window.
+	inline bool
+	window atomic.Pointer[deadlineWindow]
 
 	inflight atomic.Int64
 	closed   atomic.Bool
@@ -208,6 +225,9 @@ func NewGuard(s Store, opts ...GuardOption) (*Guard, error) {
 // newGuard wraps s, which must not be nil, with the validated settings o.
 func newGuard(s Store, o guardConfig) *Guard {
 	g := &Guard{inner: s, opts: o, idle: make(chan struct{}, 1)}
+	if b, ok := s.(callBounder); ok {
+		g.inline = b.boundsCalls()
+	}
 	for i := range g.errs {
 		g.errs[i] = g.buildErrors(opNames[i])
 	}
@@ -295,11 +315,15 @@ func (g *Guard) GetTTL(ctx context.Context, key string) ([]byte, time.Duration, 
 }
 
 // Set stores value under key for ttl through the wrapped store, under the
-// same rules as Get. The wrapped store gets a copy of value: a call cut off
-// by the op timeout may still be writing it after Set returns, and the
-// caller owns value again from then on.
+// same rules as Get. The wrapped store gets a copy of value, since a call
+// cut off by the op timeout may still be writing it after Set returns and
+// the caller owns value again from then on; a store whose calls run on the
+// caller's goroutine (see [Guard]) gets value itself.
 func (g *Guard) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
-	return g.do(ctx, opSet, key, bytes.Clone(value), ttl).err
+	if !g.usable() || !g.inline {
+		value = bytes.Clone(value)
+	}
+	return g.do(ctx, opSet, key, value, ttl).err
 }
 
 // Delete removes key through the wrapped store, under the same rules as Get.
@@ -369,26 +393,18 @@ func (g *Guard) do(parent context.Context, o op, key string, value []byte, ttl t
 	}
 	g.nCalls.Add(1)
 
-	ctx, cancel := context.WithTimeout(parent, g.opts.opTimeout)
-	defer cancel() // the caller stops waiting: the store need not go on
-	c := g.calls.Get().(*call)
-	c.op, c.key, c.value, c.ttl = o, key, value, ttl
-	go g.run(ctx, c)
-
-	var r result
-	var cut bool
-	select {
-	case <-c.done:
-		r = result{c.val, c.rttl, c.err}
-		g.recycle(c)
-	case <-ctx.Done():
-		select {
-		case <-c.done: // the result and the deadline came together: take the result
-			r = result{c.val, c.rttl, c.err}
-			g.recycle(c)
-		default:
-			cut = true // the goroutine still owns c; it becomes garbage when it ends
-		}
+	var (
+		ctx context.Context
+		r   result
+		cut bool
+	)
+	if g.inline {
+		ctx, r = g.runInline(parent, o, key, value, ttl)
+	} else {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(parent, g.opts.opTimeout)
+		defer cancel() // the caller stops waiting: the store need not go on
+		r, cut = g.runAside(ctx, o, key, value, ttl)
 	}
 
 	var class Class
@@ -405,12 +421,37 @@ func (g *Guard) do(parent context.Context, o op, key string, value []byte, ttl t
 		switch {
 		case class.Outage() && parent.Err() != nil:
 			class = ClassCanceled // failed because the caller gave up
-		case class == ClassTimeout && ctx.Err() != nil && errors.Is(r.err, context.DeadlineExceeded):
+			if g.inline {
+				// The store saw only the deadline: say why the caller's call ended.
+				r.err = fmt.Errorf("store: %s: %s: %w", g.opts.name, opNames[o], parent.Err())
+			}
+		case class == ClassTimeout && ctx.Err() != nil && (g.inline || errors.Is(r.err, context.DeadlineExceeded)):
 			r.err = errs.timeout // the store gave up at our deadline: say so
 		}
 	}
 	g.settle(parent, o, start, done, class, r.err)
 	return r
+}
+
+// runAside runs one operation on a goroutine of its own and waits for its
+// result or ctx's end, whichever comes first; cut reports that ctx ended
+// first and the call was abandoned.
+func (g *Guard) runAside(ctx context.Context, o op, key string, value []byte, ttl time.Duration) (r result, cut bool) {
+	c := g.calls.Get().(*call)
+	c.op, c.key, c.value, c.ttl = o, key, value, ttl
+	go g.run(ctx, c)
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		select {
+		case <-c.done: // the result and the deadline came together: take the result
+		default:
+			return result{}, true // the goroutine still owns c; it becomes garbage when it ends
+		}
+	}
+	r = result{c.val, c.rttl, c.err}
+	g.recycle(c)
+	return r, false
 }
 
 // run executes c in the wrapped store and hands it back on c.done. It holds
@@ -422,28 +463,111 @@ func (g *Guard) run(ctx context.Context, c *call) {
 			// A panicking store would otherwise crash the process from a
 			// goroutine no caller can recover on: report it as a failure.
 			c.val, c.rttl = nil, 0
-			c.err = fmt.Errorf("store: %s: %s: panic in wrapped store: %v", g.opts.name, opNames[c.op], p)
+			c.err = g.panicked(c.op, p)
 			c.done <- c
 		}
 	}()
-	switch c.op {
-	case opGet:
-		c.val, c.err = g.inner.Get(ctx, c.key)
-	case opGetTTL:
-		if tg, ok := g.inner.(TTLGetter); ok {
-			c.val, c.rttl, c.err = tg.GetTTL(ctx, c.key)
-		} else {
-			c.val, c.err = g.inner.Get(ctx, c.key)
-		}
-	case opSet:
-		c.err = g.inner.Set(ctx, c.key, c.value, c.ttl)
-	case opDelete:
-		c.err = g.inner.Delete(ctx, c.key)
-	case opPing:
-		c.err = g.inner.(Pinger).Ping(ctx)
-	}
+	c.val, c.rttl, c.err = g.exec(ctx, c.op, c.key, c.value, c.ttl)
 	c.done <- c
 }
+
+// runInline runs one operation on the caller's goroutine, for a store that
+// ends its calls by their context's deadline (see [callBounder]). The
+// context it gets carries parent's values and a deadline at most the op
+// timeout away (see deadline); it returns that context for the caller to
+// classify the result. The caller's cancellation is not passed on: the call
+// ends when the store answers or at the deadline, and a connection is not
+// torn down mid-reply because a client went away.
+func (g *Guard) runInline(parent context.Context, o op, key string, value []byte, ttl time.Duration) (ctx context.Context, r result) {
+	defer g.release()
+	ctx, cancel := g.deadline(parent)
+	if cancel != nil {
+		defer cancel()
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			r = result{err: g.panicked(o, p)}
+		}
+	}()
+	r.val, r.rttl, r.err = g.exec(ctx, o, key, value, ttl)
+	return ctx, r
+}
+
+// exec calls the wrapped store for one operation.
+func (g *Guard) exec(ctx context.Context, o op, key string, value []byte, ttl time.Duration) (val []byte, rttl time.Duration, err error) {
+	switch o {
+	case opGet:
+		val, err = g.inner.Get(ctx, key)
+	case opGetTTL:
+		if tg, ok := g.inner.(TTLGetter); ok {
+			val, rttl, err = tg.GetTTL(ctx, key)
+		} else {
+			val, err = g.inner.Get(ctx, key)
+		}
+	case opSet:
+		err = g.inner.Set(ctx, key, value, ttl)
+	case opDelete:
+		err = g.inner.Delete(ctx, key)
+	case opPing:
+		err = g.inner.(Pinger).Ping(ctx)
+	}
+	return val, rttl, err
+}
+
+// panicked is the error of a call whose store panicked with p.
+func (g *Guard) panicked(o op, p any) error {
+	return fmt.Errorf("store: %s: %s: panic in wrapped store: %v", g.opts.name, opNames[o], p)
+}
+
+// callBounder is implemented by a store that may report that it ends every
+// call by its context's deadline by itself ([Redis] over a client built
+// with ContextTimeoutEnabled; see endsByDeadline). A [Guard] runs such a
+// store's calls on the caller's goroutine, without a goroutine and a timer
+// per call.
+type callBounder interface{ boundsCalls() bool }
+
+// deadlineWindow is a context whose deadline calls that start within
+// windowSlack of its creation share.
+type deadlineWindow struct {
+	ctx     context.Context
+	cancel  context.CancelFunc // never called: its timer ends it at its deadline
+	created time.Time
+}
+
+// windowSlack is how much earlier than the op timeout a call that shares a
+// deadline window may have to end: 1/32 of the op timeout (about 3 ms of the
+// default 100 ms). A shared window costs one timer per windowSlack instead
+// of one per call.
+func (g *Guard) windowSlack() time.Duration { return g.opts.opTimeout / 32 }
+
+// deadline returns the context of an inline call: parent's values, with a
+// deadline between op timeout minus windowSlack and op timeout from now,
+// shared with the calls that started around the same time, and Done closed
+// at it. When parent's own deadline is earlier, the call gets a context of
+// its own, derived from parent, and a cancel func to release it.
+func (g *Guard) deadline(parent context.Context) (context.Context, context.CancelFunc) {
+	now := time.Now()
+	if d, ok := parent.Deadline(); ok && d.Before(now.Add(g.opts.opTimeout)) {
+		return context.WithTimeout(parent, g.opts.opTimeout)
+	}
+	w := g.window.Load()
+	if w == nil || now.Before(w.created) || now.Sub(w.created) > g.windowSlack() {
+		ctx, cancel := context.WithDeadline(context.Background(), now.Add(g.opts.opTimeout))
+		w = &deadlineWindow{ctx: ctx, cancel: cancel, created: now}
+		g.window.Store(w)
+	}
+	return valuesOf{Context: w.ctx, values: parent}, nil
+}
+
+// valuesOf is a context with the deadline, Done and Err of the embedded one
+// and the values of another.
+type valuesOf struct {
+	context.Context
+	values context.Context
+}
+
+// Value returns the value of the values context.
+func (c valuesOf) Value(key any) any { return c.values.Value(key) }
 
 // recycle returns a call, received back from its goroutine, to the pool.
 func (g *Guard) recycle(c *call) {

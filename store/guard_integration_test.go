@@ -106,6 +106,13 @@ var itClients = []struct {
 	{"10 s timeouts, 3 retries", func(o *redis.Options) {
 		o.ReadTimeout, o.WriteTimeout, o.MaxRetries = 10*time.Second, 10*time.Second, 3
 	}},
+	// The guard runs the calls of a Redis store over this client on the
+	// caller's goroutine: the bound comes from the client's deadlines.
+	{"context deadlines, 10 s timeouts, 3 retries, one connection", func(o *redis.Options) {
+		o.ContextTimeoutEnabled = true
+		o.ReadTimeout, o.WriteTimeout, o.MaxRetries = 10*time.Second, 10*time.Second, 3
+		o.PoolSize, o.PoolTimeout = 1, 10*time.Second
+	}},
 }
 
 // timed runs call and returns its duration and error.

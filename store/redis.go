@@ -35,6 +35,7 @@ type Redis struct {
 	maxValueBytes int
 	channel       string // WithInvalidationChannel; "" publishes nothing
 	sharded       bool   // client is a Cluster client: SPUBLISH
+	bounded       bool   // client ends every call by its context's deadline; see boundsCalls
 	published     atomic.Uint64
 }
 
@@ -54,6 +55,12 @@ var (
 //
 // The store does not own client: it never closes it, and the caller closes
 // it after the last use of the store. NewRedis does not contact the server.
+//
+// A *redis.Client built with ContextTimeoutEnabled (and read and write
+// timeouts other than -2) ends every call by its context's deadline, so a
+// [Guard] over the store runs calls on the caller's goroutine, which is
+// cheaper (see [Guard]); any hook on such a client must not block past the
+// context's deadline either.
 func NewRedis(client redis.UniversalClient, opts ...RedisOption) (*Redis, error) {
 	if isNil(client) {
 		return nil, errors.New("store: NewRedis: nil redis client")
@@ -75,8 +82,37 @@ func newRedis(client redis.UniversalClient, c redisConfig) *Redis {
 		maxValueBytes: c.maxValueBytes,
 		channel:       c.channel,
 		sharded:       isCluster(client),
+		bounded:       endsByDeadline(client),
 	}
 }
+
+// endsByDeadline reports whether client ends every call by the deadline of
+// the call's context on its own, so that a [Guard] may run a call on its
+// caller's goroutine instead of waiting for it on another: a *redis.Client
+// built with ContextTimeoutEnabled, which sets its socket deadlines from
+// the context (and whose read and write timeouts do not turn deadlines off),
+// and waits for a pooled connection, dials and sleeps between retries only
+// until the context is done. A Sentinel client is excluded (its dialer asks
+// the sentinels through a client of their own, with settings of their own),
+// and so are Cluster and Ring clients, which route through clients of their
+// own. A hook added to the client must not block past the context's
+// deadline either.
+func endsByDeadline(client redis.UniversalClient) bool {
+	c, ok := client.(*redis.Client)
+	if !ok {
+		return false
+	}
+	o := c.Options()
+	return o.ContextTimeoutEnabled && o.ReadTimeout >= 0 && o.WriteTimeout >= 0 && o.Addr != failoverAddr
+}
+
+// failoverAddr is the Addr go-redis gives the options of a Sentinel
+// (failover) client.
+const failoverAddr = "FailoverClient"
+
+// boundsCalls reports whether s ends every call by its context's deadline;
+// see endsByDeadline.
+func (s *Redis) boundsCalls() bool { return s != nil && s.bounded }
 
 // isCluster reports whether client is a Cluster client.
 func isCluster(client redis.UniversalClient) bool {
