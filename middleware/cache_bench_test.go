@@ -160,18 +160,25 @@ func BenchmarkRawRedisGet(b *testing.B) {
 	srv := redistest.Start(b)
 	rdb := redis.NewClient(benchRedisOptions(srv.Addr()))
 	b.Cleanup(func() { rdb.Close() })
+	key := rawKey()
 	ctx := context.Background()
-	if err := rdb.Set(ctx, "k", benchBody, 0).Err(); err != nil {
+	if err := rdb.Set(ctx, key, benchBody, 0).Err(); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
-		if _, err := rdb.Get(ctx, "k").Bytes(); err != nil {
+		if _, err := rdb.Get(ctx, key).Bytes(); err != nil {
 			b.Fatal(err)
 		}
 	}
 }
+
+// rawKey returns the raw GET's key as a handler would have it: a string
+// made at run time. (go-redis boxes its key in an interface; a constant
+// string would be boxed for free, and the baseline would be one allocation
+// short of any real handler's.)
+func rawKey() string { return strings.Repeat("k", 1) }
 
 func BenchmarkCacheMiss(b *testing.B) {
 	mem, err := store.NewMemory(64 << 20)

@@ -5,6 +5,7 @@ package middleware
 
 import (
 	"strconv"
+	"sync/atomic"
 	"time"
 )
 
@@ -18,6 +19,21 @@ type cacheStatus struct {
 	body         string // a GET or HEAD with a body
 	override     string // a GET or HEAD that overrides its method
 	onlyIfCached string // only-if-cached without a usable entry: 504
+	// hits remembers the values of fresh hits without a detail, in a slot
+	// per ttl modulo hitStatuses (the last ttl seen in a slot wins), so
+	// that hits on entries no store keeps decoded (no hitMemo) format
+	// nothing either while their ttl stays the same.
+	hits *[hitStatuses]atomic.Pointer[ttlStatus]
+}
+
+// hitStatuses is how many slots cacheStatus.hits has: 2 KiB of pointers
+// per cache, and the values of the ttls last seen.
+const hitStatuses = 256
+
+// ttlStatus is the Cache-Status of a fresh hit with ttl seconds left.
+type ttlStatus struct {
+	ttl    int64
+	status string
 }
 
 func newCacheStatus(name string) cacheStatus {
@@ -29,6 +45,7 @@ func newCacheStatus(name string) cacheStatus {
 		body:         name + "; fwd=bypass; detail=request-body",
 		override:     name + "; fwd=bypass; detail=method-override",
 		onlyIfCached: name + "; fwd=miss; detail=only-if-cached",
+		hits:         new([hitStatuses]atomic.Pointer[ttlStatus]),
 	}
 }
 
@@ -59,11 +76,25 @@ func (s *cacheStatus) hitFields(e *entry, now time.Time) (age, status string) {
 	if m := e.hit.Load(); m != nil && m.by == s && m.age == a && m.ttl == ttl {
 		return m.ageValue, m.status
 	}
-	age, status = strconv.FormatInt(a, 10), s.hitTTL(ttl, "")
+	age, status = strconv.FormatInt(a, 10), s.freshHit(ttl)
 	if e.kept {
 		e.hit.Store(&hitMemo{by: s, age: a, ttl: ttl, ageValue: age, status: status})
 	}
 	return age, status
+}
+
+// freshHit is hitTTL(ttl, ""), remembered (see cacheStatus.hits).
+func (s *cacheStatus) freshHit(ttl int64) string {
+	if ttl < 0 || s.hits == nil {
+		return s.hitTTL(ttl, "")
+	}
+	p := &s.hits[ttl%hitStatuses]
+	if v := p.Load(); v != nil && v.ttl == ttl {
+		return v.status
+	}
+	v := &ttlStatus{ttl: ttl, status: s.hitTTL(ttl, "")}
+	p.Store(v)
+	return v.status
 }
 
 // hitTTL is [cacheStatus.hit] for ttl seconds of freshness.

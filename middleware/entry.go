@@ -60,6 +60,10 @@ type entry struct {
 	// served with (see [cacheStatus.hitFields]); the only field of an
 	// entry that changes once it is built.
 	hit atomic.Pointer[hitMemo]
+	// spare, set only on an entry decoded for one request alone (see
+	// decodeOwned), is room for the Age and Cache-Status values it is
+	// served with, so that a fresh hit on it allocates no header slices.
+	spare *[2]string
 }
 
 // setLifetimes sets e's times for a response stored at now, age old when
@@ -190,13 +194,23 @@ func encodeEntry(dst []byte, e *entry) []byte {
 // never writes into b); header names and values are copied out of b. A
 // response entry always has a non-nil Header.
 func decodeEntry(b []byte, maxBody int) (*entry, error) {
+	return decode(b, maxBody, false)
+}
+
+// decodeOwned is decodeEntry for an entry that one request alone will
+// use: a response entry also gets [entry.spare], in the same allocation.
+func decodeOwned(b []byte, maxBody int) (*entry, error) {
+	return decode(b, maxBody, true)
+}
+
+func decode(b []byte, maxBody int, owned bool) (*entry, error) {
 	if len(b) < len(entryMagic)+2 || string(b[:len(entryMagic)]) != entryMagic {
 		return nil, fmt.Errorf("%w: no magic", errBadEntry)
 	}
 	if v := b[len(entryMagic)]; v != entryVersion {
 		return nil, fmt.Errorf("%w: version %d, want %d", errBadEntry, v, entryVersion)
 	}
-	d := decoder{b: b, off: len(entryMagic) + 2}
+	d := decoder{b: b, off: len(entryMagic) + 2, owned: owned}
 	var e *entry
 	switch kind := entryKind(b[len(entryMagic)+1]); kind {
 	case kindResponse:
@@ -233,6 +247,13 @@ const inlineValues = 8
 type entryValues struct {
 	entry
 	values [inlineValues]string
+}
+
+// ownedValues is entryValues with room for the Age and Cache-Status
+// values too: the allocation of an entry decoded for one request alone.
+type ownedValues struct {
+	entryValues
+	spare [2]string
 }
 
 // entryDecoder is the [decoded.Decoder] of entries, for stores that keep
@@ -283,9 +304,10 @@ func (e *entry) decodedWeight() int {
 // decoder reads b from off; the first error sticks and every later read
 // returns zero values.
 type decoder struct {
-	b   []byte
-	off int
-	err error
+	b     []byte
+	off   int
+	err   error
+	owned bool // decode a response into an ownedValues (see decodeOwned)
 }
 
 func (d *decoder) fail(what string) {
@@ -408,7 +430,14 @@ func (d *decoder) response(maxBody int) *entry {
 	bodyEnd := d.off + n
 
 	// Second pass over the validated section: no checks can fail.
-	ev := &entryValues{entry: entry{Kind: kindResponse, Status: status}}
+	var ev *entryValues
+	if d.owned {
+		ov := &ownedValues{entryValues: entryValues{entry: entry{Kind: kindResponse, Status: status}}}
+		ov.entry.spare = &ov.spare
+		ev = &ov.entryValues
+	} else {
+		ev = &entryValues{entry: entry{Kind: kindResponse, Status: status}}
+	}
 	e := &ev.entry
 	e.Header = make(http.Header, names)
 	if lines > 0 {

@@ -3,11 +3,15 @@
 package middleware
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
+	"github.com/failsoft/failsoft/internal/redistest"
 	"github.com/failsoft/failsoft/store"
+	"github.com/redis/go-redis/v9"
 )
 
 // TestHitAllocations holds the hit path to issue 12's bound: an in-process
@@ -67,5 +71,57 @@ func TestHitAllocations(t *testing.T) {
 				t.Errorf("a hit allocates %v objects, the handler directly %v: more than 2 above", got, direct)
 			}
 		})
+	}
+}
+
+// TestRedisHitAllocations holds a hit served from Redis (no in-process
+// tier; the guard over a client with ContextTimeoutEnabled, as failsoft.New
+// builds it) to issue 12's bound: at most 8 allocations more than a raw
+// go-redis GET of the same bytes with a key made at run time. (The op
+// timeout is long so that the guard's shared deadline windows, one per
+// 1/32 of it, cannot add to the count however slow the machine.)
+func TestRedisHitAllocations(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := redis.NewClient(benchRedisOptions(srv.Addr()))
+	t.Cleanup(func() { rdb.Close() })
+	ctx := context.Background()
+	key := rawKey()
+	if err := rdb.Set(ctx, key, benchBody, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	raw := testing.AllocsPerRun(200, func() {
+		if _, err := rdb.Get(ctx, key).Bytes(); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	rs, err := store.NewRedis(rdb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := store.NewGuard(rs, store.WithOpTimeout(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	c := newTestCache(t, g)
+	h := c.Handler(benchHandler)
+	r := httptest.NewRequest("GET", "http://example.com/api/data/1", nil)
+	h.ServeHTTP(httptest.NewRecorder(), r)
+	c.bg.wait()
+	w := &benchWriter{h: make(http.Header, 8)}
+	hit := testing.AllocsPerRun(200, func() {
+		w.reset()
+		h.ServeHTTP(w, r)
+	})
+	if w.status != 200 || w.n != len(benchBody) {
+		t.Fatalf("got %d with %d bytes", w.status, w.n)
+	}
+	if st := c.Stats(); st.Misses != 1 || st.Hits < 200 {
+		t.Fatalf("stats %+v, want hits only", st)
+	}
+	t.Logf("raw GET %v allocations, Redis hit %v", raw, hit)
+	if hit > raw+8 {
+		t.Errorf("a Redis hit allocates %v objects, a raw GET %v: more than 8 above", hit, raw)
 	}
 }

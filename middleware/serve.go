@@ -85,7 +85,11 @@ func (c *Cache) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 		case now.Before(e.FreshUntil) && acceptable(reqCC, e, now):
 			c.st.hits.Add(1)
 			age, cs := c.cs.hitFields(e, now)
-			c.writeEntry(w, r, e, age, cs)
+			if e.spare != nil {
+				c.writeOwned(w, r, e, age, cs)
+			} else {
+				c.writeEntry(w, r, e, age, cs)
+			}
 			if c.log.debugOn(r.Context()) {
 				c.log.DebugContext(r.Context(), "failsoft: cache hit", "path", r.URL.Path)
 			}
@@ -199,7 +203,7 @@ func (c *Cache) read(ctx context.Context, key string) (*entry, error) {
 		if err != nil {
 			return nil, err
 		}
-		return decodeEntry(b, c.o.maxBody)
+		return decodeOwned(b, c.o.maxBody)
 	}
 	v, err := c.decoded.GetDecoded(ctx, key, c.decoder)
 	if err != nil {
@@ -257,6 +261,28 @@ func (c *Cache) writeEntry(w http.ResponseWriter, r *http.Request, e *entry, age
 	}
 	vals = appendField(dst, "Age", vals, age)
 	appendField(dst, "Cache-Status", vals, cs)
+	w.WriteHeader(e.Status)
+	if r.Method != http.MethodHead && len(e.Body) > 0 && bodyAllowed(e.Status) {
+		_, _ = w.Write(e.Body)
+	}
+}
+
+// writeOwned is writeEntry for a fresh hit on an entry decoded for this
+// request alone (entry.spare is set; see [Cache.read]), which nothing uses
+// after it is served: its value slices go to the writer as they are, and
+// Age and Cache-Status take its spare slots, so that nothing is copied.
+func (c *Cache) writeOwned(w http.ResponseWriter, r *http.Request, e *entry, age, cs string) {
+	if e.Status == http.StatusOK && notModified(r.Header, e.Header) {
+		c.writeEntry(w, r, e, age, cs)
+		return
+	}
+	dst := w.Header()
+	for k, v := range e.Header {
+		dst[k] = v // capacity clipped by the decoder: an append copies
+	}
+	e.spare[0], e.spare[1] = age, cs
+	dst["Age"] = e.spare[0:1:1]
+	dst["Cache-Status"] = e.spare[1:2:2]
 	w.WriteHeader(e.Status)
 	if r.Method != http.MethodHead && len(e.Body) > 0 && bodyAllowed(e.Status) {
 		_, _ = w.Write(e.Body)

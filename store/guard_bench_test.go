@@ -16,9 +16,18 @@ var benchValue = bytes.Repeat([]byte("x"), 1024)
 
 // benchClient starts a server and returns a client for it, closed at the end.
 func benchClient(b *testing.B, hook redis.Hook) *redis.Client {
+	return benchClientOpts(b, hook, nil)
+}
+
+// benchClientOpts is benchClient with the client's options changed by opt.
+func benchClientOpts(b *testing.B, hook redis.Hook, opt func(*redis.Options)) *redis.Client {
 	b.Helper()
 	srv := redistest.Start(b)
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), DisableIdentity: true})
+	o := &redis.Options{Addr: srv.Addr(), DisableIdentity: true}
+	if opt != nil {
+		opt(o)
+	}
+	rdb := redis.NewClient(o)
 	if hook != nil {
 		rdb.AddHook(hook)
 	}
@@ -68,6 +77,45 @@ func BenchmarkGuardGet(b *testing.B) {
 		b.Fatal(err)
 	}
 	g := newTestGuard(b, st)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if v, err := g.Get(ctx, "k"); err != nil || len(v) != len(benchValue) {
+			b.Fatalf("Get: %d bytes, %v", len(v), err)
+		}
+	}
+}
+
+// contextTimeouts gives a client ContextTimeoutEnabled, as failsoft.New
+// does for the cache's client: a guard runs its calls inline.
+func contextTimeouts(o *redis.Options) { o.ContextTimeoutEnabled = true }
+
+// BenchmarkRawGetContextTimeouts is BenchmarkRawGet on a client with
+// ContextTimeoutEnabled: the baseline of BenchmarkGuardGetInline.
+func BenchmarkRawGetContextTimeouts(b *testing.B) {
+	rdb := benchClientOpts(b, nil, contextTimeouts)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		v, err := rdb.Get(ctx, DefaultPrefix+"k").Bytes()
+		if err != nil || len(v) != len(benchValue) {
+			b.Fatalf("GET: %d bytes, %v", len(v), err)
+		}
+	}
+}
+
+// BenchmarkGuardGetInline is BenchmarkGuardGet on a client with
+// ContextTimeoutEnabled: the guard runs each call on the caller's goroutine.
+func BenchmarkGuardGetInline(b *testing.B) {
+	rdb := benchClientOpts(b, nil, contextTimeouts)
+	st, err := NewRedis(rdb)
+	if err != nil {
+		b.Fatal(err)
+	}
+	g := newTestGuard(b, st)
+	if !g.inline {
+		b.Fatal("guard does not run inline")
+	}
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {

@@ -21,7 +21,8 @@ type app struct {
 	id    string // "a" .. "d"
 	name  string
 	url   string
-	isHit bool // its answers must carry Cache-Status "; hit"
+	isHit bool          // its answers must carry Cache-Status "; hit"
+	hits  func() uint64 // failsoft apps: cache hits so far
 
 	srv     *http.Server
 	closers []func() error // after the server, in order
@@ -119,6 +120,7 @@ func startApps(ctx context.Context, addr string, body []byte, client *http.Clien
 		if err := add(v.id, v.name, true, fs.Then(bytesHandler(body)), fs.Close, rdb.Close); err != nil {
 			return apps, err
 		}
+		apps[len(apps)-1].hits = func() uint64 { return fs.Stats().Cache.Hits }
 	}
 
 	for _, a := range apps {

@@ -44,10 +44,12 @@ type config struct {
 	redisServer string
 	cpuProfile  string
 	memProfile  string
+	wrk         string // wrk binary to drive the load; "" for the in-process client
+	profileApp  string // the app -cpuprofile and -memprofile profile
 }
 
 func defaultConfig() config {
-	return config{conns: 32, duration: 5 * time.Second, rounds: 3, bodySize: 1024}
+	return config{conns: 32, duration: 5 * time.Second, rounds: 3, bodySize: 1024, profileApp: "c"}
 }
 
 func main() {
@@ -58,6 +60,8 @@ func main() {
 	fs.IntVar(&cfg.rounds, "rounds", cfg.rounds, "alternating rounds; the report shows medians over them")
 	fs.IntVar(&cfg.bodySize, "body", cfg.bodySize, "size of the JSON answer in bytes")
 	fs.StringVar(&cfg.redisServer, "redis-server", "", "redis-server binary (default: $FAILSOFT_REDIS_SERVER, else redis-server on $PATH)")
+	fs.StringVar(&cfg.wrk, "wrk", "", "drive the load with this wrk binary (one thread, -conns connections) instead of the in-process client")
+	fs.StringVar(&cfg.profileApp, "profile-app", cfg.profileApp, "the app (a, b, c or d) that -cpuprofile and -memprofile profile")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of one more run of app c (in-process hit) to this file")
 	fs.StringVar(&cfg.memProfile, "memprofile", "", "write allocation profiles around one more run of app c to this file (and .base)")
 	fs.Parse(os.Args[1:])

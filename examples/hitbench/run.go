@@ -54,8 +54,13 @@ func run(ctx context.Context, cfg config, out io.Writer) (*result, error) {
 		cfg.conns, cfg.duration, cfg.rounds, len(body))
 	fmt.Fprintf(out, "machine: %d CPUs, GOMAXPROCS %d, load average at start %s; %s %s/%s; %s at %s\n",
 		runtime.NumCPU(), runtime.GOMAXPROCS(0), loadAvg(), runtime.Version(), runtime.GOOS, runtime.GOARCH, rs.Version(), rs.Addr())
-	fmt.Fprintf(out, "note: the load generator (a net/http client in this process), the servers and redis-server share these %d CPUs;\n"+
-		"      the client's own cost is in every figure, so ratios understate the servers' differences.\n", runtime.NumCPU())
+	if cfg.wrk != "" {
+		fmt.Fprintf(out, "load: %s, one thread (wrk cannot check bodies: failed = its errors and non-2xx; not hit = requests the app's cache did not count as hits)\n", cfg.wrk)
+		fmt.Fprintf(out, "note: wrk, the servers and redis-server share these %d CPUs; allocs/req are the servers' alone.\n", runtime.NumCPU())
+	} else {
+		fmt.Fprintf(out, "note: the load generator (a net/http client in this process), the servers and redis-server share these %d CPUs;\n"+
+			"      the client's own cost is in every figure, so ratios understate the servers' differences.\n", runtime.NumCPU())
+	}
 
 	apps, err := startApps(ctx, rs.Addr(), body, client)
 	defer func() {
@@ -73,8 +78,16 @@ func run(ctx context.Context, cfg config, out io.Writer) (*result, error) {
 	}
 	// A short unmeasured run of each app first: connections opened, pools
 	// and caches sized, the heap grown.
+	measure := func(a *app, d time.Duration) (round, error) {
+		if cfg.wrk != "" {
+			return loadWrk(ctx, cfg.wrk, a.url, cfg.conns, d, a.hits)
+		}
+		return load(ctx, client, a.url, cfg.conns, d, int64(len(body)), a.isHit), nil
+	}
 	for _, a := range apps {
-		load(ctx, client, a.url, cfg.conns, min(cfg.duration/5, time.Second), int64(len(body)), a.isHit)
+		if _, err := measure(a, min(cfg.duration/5, time.Second)); err != nil {
+			return nil, err
+		}
 	}
 	for r := range cfg.rounds {
 		fmt.Fprintf(out, "round %d:", r+1)
@@ -82,7 +95,11 @@ func run(ctx context.Context, cfg config, out io.Writer) (*result, error) {
 			i := (r + j) % len(apps)
 			a := apps[i]
 			cmds0 := redisCommands(ctx, admin)
-			rd := load(ctx, client, a.url, cfg.conns, cfg.duration, int64(len(body)), a.isHit)
+			rd, err := measure(a, cfg.duration)
+			if err != nil {
+				fmt.Fprintln(out)
+				return nil, err
+			}
 			if rd.requests > 0 {
 				rd.redisCmds = float64(redisCommands(ctx, admin)-cmds0-1) / float64(rd.requests) // -1: the INFO itself
 			}
@@ -98,7 +115,11 @@ func run(ctx context.Context, cfg config, out io.Writer) (*result, error) {
 	report(out, res)
 
 	if cfg.cpuProfile != "" || cfg.memProfile != "" {
-		if err := profile(ctx, cfg, client, apps[2], int64(len(body)), out); err != nil {
+		i := slices.IndexFunc(apps, func(a *app) bool { return a.id == cfg.profileApp })
+		if i < 0 {
+			return res, fmt.Errorf("-profile-app %q: no such app", cfg.profileApp)
+		}
+		if err := profile(ctx, cfg, client, apps[i], int64(len(body)), out, measure); err != nil {
 			return res, err
 		}
 	}
@@ -209,7 +230,7 @@ func report(out io.Writer, res *result) {
 
 // profile runs app c once more for cfg.duration with the CPU profile on
 // and the allocation profile written before and after.
-func profile(ctx context.Context, cfg config, client *http.Client, a *app, bodyLen int64, out io.Writer) error {
+func profile(ctx context.Context, cfg config, client *http.Client, a *app, bodyLen int64, out io.Writer, measure func(*app, time.Duration) (round, error)) error {
 	if cfg.memProfile != "" {
 		if err := writeHeap(cfg.memProfile + ".base"); err != nil {
 			return err
@@ -225,7 +246,7 @@ func profile(ctx context.Context, cfg config, client *http.Client, a *app, bodyL
 			return err
 		}
 	}
-	rd := load(ctx, client, a.url, cfg.conns, cfg.duration, bodyLen, a.isHit)
+	rd, err := measure(a, cfg.duration)
 	if cfg.cpuProfile != "" {
 		pprof.StopCPUProfile()
 	}
@@ -233,6 +254,9 @@ func profile(ctx context.Context, cfg config, client *http.Client, a *app, bodyL
 		if err := writeHeap(cfg.memProfile); err != nil {
 			return err
 		}
+	}
+	if err != nil {
+		return err
 	}
 	fmt.Fprintf(out, "\nprofiled one more run of %s. %s: %s requests/s (profiling on)\n", a.id, a.name, thousands(rd.rps()))
 	return nil
