@@ -419,12 +419,13 @@ func (g *Guard) do(parent context.Context, o op, key string, value []byte, ttl t
 	default:
 		class = Classify(r.err)
 		switch {
+		case g.inline && (class.Outage() || class == ClassCanceled) && parent.Err() != nil:
+			// The call failed, or never started, with the caller gone; the
+			// store saw only the deadline: say why the caller's call ended.
+			class = ClassCanceled
+			r.err = fmt.Errorf("store: %s: %s: %w", g.opts.name, opNames[o], parent.Err())
 		case class.Outage() && parent.Err() != nil:
 			class = ClassCanceled // failed because the caller gave up
-			if g.inline {
-				// The store saw only the deadline: say why the caller's call ended.
-				r.err = fmt.Errorf("store: %s: %s: %w", g.opts.name, opNames[o], parent.Err())
-			}
 		case class == ClassTimeout && ctx.Err() != nil && (g.inline || errors.Is(r.err, context.DeadlineExceeded)):
 			r.err = errs.timeout // the store gave up at our deadline: say so
 		}
@@ -480,6 +481,10 @@ func (g *Guard) run(ctx context.Context, c *call) {
 // torn down mid-reply because a client went away.
 func (g *Guard) runInline(parent context.Context, o op, key string, value []byte, ttl time.Duration) (ctx context.Context, r result) {
 	defer g.release()
+	if err := parent.Err(); err != nil {
+		// The caller is gone already: do not start what nobody waits for.
+		return parent, result{err: err}
+	}
 	ctx, cancel := g.deadline(parent)
 	if cancel != nil {
 		defer cancel()
@@ -566,8 +571,17 @@ type valuesOf struct {
 	values context.Context
 }
 
-// Value returns the value of the values context.
-func (c valuesOf) Value(key any) any { return c.values.Value(key) }
+// Value returns the embedded context's value for key, else the values
+// context's. The embedded one (derived from Background) holds no values of
+// its own, only the context package's internal ones, which must come from
+// it: they tie context.Cause and the contexts derived from this one to its
+// Done, not to the caller's.
+func (c valuesOf) Value(key any) any {
+	if v := c.Context.Value(key); v != nil {
+		return v
+	}
+	return c.values.Value(key)
+}
 
 // recycle returns a call, received back from its goroutine, to the pool.
 func (g *Guard) recycle(c *call) {

@@ -153,6 +153,52 @@ func TestGuardInlineTimeout(t *testing.T) {
 	if st := g.Stats(); st.Failures != 1 {
 		t.Errorf("Failures = %d after a cancelled call, want still 1", st.Failures)
 	}
+
+	// A caller gone before the call starts: the store is not asked.
+	reached := false
+	s.setFail(func(context.Context) error { reached = true; return nil })
+	_, err = g.Get(ctx, "k")
+	if reached {
+		t.Error("the store was asked for a caller that was gone")
+	}
+	if !errors.Is(err, context.Canceled) || Classify(err) != ClassCanceled || !strings.HasPrefix(err.Error(), "store: redis: get: ") {
+		t.Errorf("Get for a caller gone = %v (%v), want the caller's cancellation, named", err, Classify(err))
+	}
+	if st := g.Stats(); st.Failures != 1 || st.InFlight != 0 {
+		t.Errorf("Stats = %+v, want still 1 failure and nothing in flight", st)
+	}
+}
+
+// TestGuardInlineContextIsOneContext checks that the inline call's context
+// behaves as one context: its cause and the contexts derived from it follow
+// its own deadline, while its values are the caller's.
+func TestGuardInlineContextIsOneContext(t *testing.T) {
+	const opTimeout = 20 * time.Millisecond
+	s := boundedStub{newStubStore()}
+	g := newTestGuard(t, s, WithOpTimeout(opTimeout), WithFailureThreshold(100))
+	parent, cancel := context.WithCancel(context.WithValue(context.Background(), ctxKey{}, "mine"))
+	defer cancel()
+	var cause error
+	var childDone bool
+	s.setFail(func(ctx context.Context) error {
+		child, stop := context.WithCancel(ctx)
+		defer stop()
+		<-ctx.Done()
+		<-child.Done() // a child ends with its parent
+		childDone = true
+		cause = context.Cause(ctx)
+		if child.Value(ctxKey{}) != "mine" {
+			return errors.New("the child lost the caller's value")
+		}
+		return ctx.Err()
+	})
+	_, err := g.Get(parent, "k")
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Get = %v, want the op timeout", err)
+	}
+	if !childDone || !errors.Is(cause, context.DeadlineExceeded) {
+		t.Errorf("context.Cause = %v (child done %v), want the deadline", cause, childDone)
+	}
 }
 
 func TestGuardInlinePanic(t *testing.T) {
