@@ -224,3 +224,16 @@ func BenchmarkHookOpen(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkGuardOverheadInline is BenchmarkGuardOverhead for a store that
+// ends its calls by their context's deadline: the guard runs them inline.
+func BenchmarkGuardOverheadInline(b *testing.B) {
+	g := newTestGuard(b, boundedNop{})
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := g.Get(ctx, "k"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

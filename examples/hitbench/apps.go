@@ -111,7 +111,7 @@ func startApps(ctx context.Context, addr string, body []byte, client *http.Clien
 		{"d", "failsoft, Redis hit (WithMemory(0))", []failsoft.Option{failsoft.WithMemory(0)}},
 	} {
 		rdb := newClient() // New adds its hook to the client: one client per Protector
-		opts := append([]failsoft.Option{failsoft.WithDefaultTTL(time.Minute), failsoft.WithLogger(quiet)}, v.opts...)
+		opts := append([]failsoft.Option{failsoft.WithDefaultTTL(time.Hour), failsoft.WithLogger(quiet)}, v.opts...)
 		fs, err := failsoft.New(rdb, opts...)
 		if err != nil {
 			rdb.Close()

@@ -4,25 +4,30 @@
 //
 //	a. a bare handler writing the same bytes as the cached answer;
 //	b. a bare handler doing one go-redis GET and writing the value;
-//	c. failsoft.New(rdb, failsoft.WithDefaultTTL(time.Minute)).Then(h): an
-//	   in-process hit on one warm key;
+//	c. failsoft.New(rdb, failsoft.WithDefaultTTL(time.Hour)).Then(h): an
+//	   in-process hit on one warm key (an hour, so that the key does not
+//	   expire, and one request refetch it, during a run);
 //	d. the same with failsoft.WithMemory(0): a hit served from Redis;
 //
 // and loads each in turn, in several alternating rounds, with a closed loop
-// of keep-alive connections from a net/http client in the same process. It
-// prints requests/s, p50 and p99 per app (medians over the rounds) and the
-// ratios c/a and d/b against the goal of 0.92. It starts its own
-// redis-server on a free loopback port and sends traffic to 127.0.0.1 only.
+// of keep-alive connections from a net/http client in the same process, or
+// with wrk (-wrk PATH: one thread, which leaves more of the machine to the
+// servers and so shows their differences better). It prints requests/s,
+// p50 and p99 per app (medians over the rounds) and the ratios c/a and d/b
+// against the goal of 0.92. It starts its own redis-server on a
+// free loopback port and sends traffic to 127.0.0.1 only.
 //
 //	go run ./examples/hitbench [-conns 32] [-duration 5s] [-rounds 3] [-body 1024]
+//	                           [-wrk /usr/bin/wrk] [-profile-app c]
 //	                           [-cpuprofile cpu.out] [-memprofile mem.out]
 //
-// With -cpuprofile or -memprofile, one more run of app c, as long as a
-// round, is profiled after the measured rounds: the CPU profile covers that
-// run only; the allocation profile is written twice, mem.out.base before
-// that run and mem.out after, so that
+// With -cpuprofile or -memprofile, one more run of the app -profile-app
+// names (default c), as long as a round, is profiled after the measured
+// rounds: the CPU profile covers that run only; the allocation profile is
+// written twice, mem.out.base before that run and mem.out after, so that
 // "go tool pprof -sample_index=alloc_space -diff_base mem.out.base mem.out"
-// shows that run's allocations only. Both include the load generator.
+// shows that run's allocations only. Without -wrk both include the load
+// generator.
 package main
 
 import (
@@ -62,8 +67,8 @@ func main() {
 	fs.StringVar(&cfg.redisServer, "redis-server", "", "redis-server binary (default: $FAILSOFT_REDIS_SERVER, else redis-server on $PATH)")
 	fs.StringVar(&cfg.wrk, "wrk", "", "drive the load with this wrk binary (one thread, -conns connections) instead of the in-process client")
 	fs.StringVar(&cfg.profileApp, "profile-app", cfg.profileApp, "the app (a, b, c or d) that -cpuprofile and -memprofile profile")
-	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of one more run of app c (in-process hit) to this file")
-	fs.StringVar(&cfg.memProfile, "memprofile", "", "write allocation profiles around one more run of app c to this file (and .base)")
+	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of one more run of the -profile-app app to this file")
+	fs.StringVar(&cfg.memProfile, "memprofile", "", "write allocation profiles around one more run of the -profile-app app to this file (and .base)")
 	fs.Parse(os.Args[1:])
 	if cfg.conns < 1 || cfg.rounds < 1 || cfg.duration <= 0 {
 		fmt.Fprintln(os.Stderr, "hitbench: -conns and -rounds must be at least 1, -duration positive")
