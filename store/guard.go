@@ -80,7 +80,9 @@ type BreakerStats struct {
 // other share (so a call may have up to that much less than the op timeout,
 // never more), which saves a goroutine and a timer per call. The caller's
 // cancellation is not passed on to such a call: it ends when Redis answers
-// or at the deadline, and does not tear down a connection mid-reply. Such a
+// or at the deadline, and does not tear down a connection mid-reply (a
+// caller whose own deadline comes before the op timeout's gets a context
+// derived from its own instead, and one already gone gets no call). Such a
 // client must have no hook that blocks past the context's deadline.
 //
 // The breaker counts only outages ([Class.Outage]) as failures: a miss, bad
