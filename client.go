@@ -22,9 +22,13 @@ var ErrUnsupportedClient = errors.New("failsoft: unsupported redis client")
 // The tuning: DialerRetries 1, so that a refused connection fails at once
 // (go-redis retries a dial 5 times, 100 ms apart, so every call to a dead
 // Redis would wait out the op timeout until the breaker trips); and
-// ContextTimeoutEnabled, so that a call the guard abandoned at its op
-// timeout on a hung Redis ends then too, instead of holding a pooled
-// connection until the client's read timeout.
+// ContextTimeoutEnabled, so that the client ends every call at its
+// context's deadline by itself (socket I/O, pool waits, dials, retries):
+// a call on a hung Redis gives its pooled connection up at the op timeout
+// instead of the client's read timeout, and the guard runs the cache's
+// calls on the caller's goroutine, without a goroutine and a timer per call
+// (see store.Guard). A Sentinel client's copy keeps a goroutine per call:
+// its dialer asks the sentinels through the caller's sentinel client.
 //
 // A Sentinel client (redis.NewFailoverClient) is a *redis.Client whose
 // dialer asks the sentinels for the master: the copy shares that dialer,
