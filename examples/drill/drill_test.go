@@ -329,15 +329,17 @@ func TestSVGCold(t *testing.T) {
 	}
 	tests := []struct {
 		name  string
+		ref   float64 // steady's answers 200 per second, of 100 sent
 		after time.Duration
 		want  []string // texts the chart must have
 	}{
-		{"recovered", sec, []string{"Redis back", "recovered (+1s)", "capacity 8", "200", "503 with Retry-After", "miss budget 8, always"}},
-		{"not recovered", -1, []string{"Redis back", "not recovered"}},
+		{"recovered", 90, sec, []string{"Redis back", "recovered (+1s)", "capacity 8", "200", "503 with Retry-After", "miss budget 8, always"}},
+		{"not recovered", 90, -1, []string{"Redis back", "not recovered"}},
+		{"a failing steady phase", 50, 0, []string{"Redis back", "recovery n/a: steady answered 50% with 200"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res.recovery = recovery{ref: 90, threshold: 81, back: res.redisBack, seconds: make([]bucket, 1), after: tt.after}
+			res.recovery = recovery{ref: tt.ref, threshold: 0.9 * tt.ref, back: res.redisBack, seconds: make([]bucket, 1), after: tt.after}
 			var b bytes.Buffer
 			writeSVG(&b, res)
 			count, fills, texts := svgElements(t, b.Bytes())
@@ -360,8 +362,8 @@ func TestSVGCold(t *testing.T) {
 					t.Errorf("no text %q in the chart (%s)", w, all)
 				}
 			}
-			if tt.after < 0 && strings.Contains(all, "recovered (") {
-				t.Errorf("a recovery marked for a run that did not recover")
+			if (tt.after < 0 || tt.ref < 90) && strings.Contains(all, "recovered (") {
+				t.Errorf("a recovery marked for a run that did not recover or cannot be judged")
 			}
 		})
 	}

@@ -84,7 +84,9 @@
 // goals, with FAILSOFT on or off, and prints each as met or missed: no
 // primary overload in any phase; keys answered 200 in the steady phase
 // answer 200 in every later phase; every other answer is 200 or 503 with
-// Retry-After; the goodput is back within 10 s of Redis coming back.
+// Retry-After; the goodput is back within 10 s of Redis coming back (n/a,
+// neither met nor missed, when the steady phase answered fewer than 90% of
+// the requests sent with 200: there is no steady state to recover to).
 //
 // -svg FILE writes a chart with the fault windows shaded: per second,
 // throughput, p99 latency and failed requests; in cold-key mode, answers

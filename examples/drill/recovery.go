@@ -95,6 +95,13 @@ func fmtRecovery(r recovery) string {
 	return fmt.Sprintf("recovered after %.0fs", r.after.Seconds())
 }
 
+// judgeable reports whether the steady phase answered at least
+// recoveryShare of the requests sent at rate with 200: "recovers to the
+// steady throughput" presumes a steady phase that served its load, and one
+// that already failed many requests sets a bar that a failing service
+// clears.
+func (r recovery) judgeable(rate float64) bool { return r.ref >= recoveryShare*rate }
+
 // refShare says how the reference compares with the arrival rate: a steady
 // phase that already failed many requests sets a low bar, and the recovery
 // then says little.

@@ -274,13 +274,10 @@ func coldGoals(res *result) []goal {
 	if res.redisBack < 0 {
 		return out // -control: Redis never came back, there is no recovery
 	}
-	// "Recovers to the steady throughput" presumes a steady phase that
-	// served its load: one that already failed many requests sets a bar
-	// that a failing service clears, so such a run cannot judge the goal.
 	r := res.recovery
 	g := goal{name: "goodput back within 10s of Redis coming back", met: r.after >= 0 && r.after <= goalRecovery,
 		detail: fmtRecovery(r) + "; " + refShare(r, res.cfg.rate)}
-	if r.ref < recoveryShare*res.cfg.rate {
+	if !r.judgeable(res.cfg.rate) {
 		g.met, g.na = false, true
 		g.detail = fmt.Sprintf("cannot be judged: %s (want >= %.0f%% for a steady state to recover to); measured against it, %s",
 			refShare(r, res.cfg.rate), recoveryShare*100, fmtRecovery(r))

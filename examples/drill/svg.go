@@ -138,7 +138,7 @@ func (c *chart) linearGrid(pn panel, maxV float64, steps int) {
 // labelled at its right end, above the line or (below) under it.
 func (c *chart) level(pn panel, t0 time.Duration, y float64, color, label string, below bool) {
 	ly := y - 4
-	if below {
+	if below && y+14 < pn.top+pn.h-3 { // else under the frame: above it
 		ly = y + 14
 	}
 	fmt.Fprintf(c.w, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s" stroke-dasharray="6,4"/>`+"\n", c.x(t0), y, svgLeft+c.plotW, y, color)
@@ -289,11 +289,16 @@ func writeColdSVG(w io.Writer, res *result) {
 		r := res.recovery
 		c.level(ans, r.back, ans.y(r.threshold, maxAns), colorRecovery, fmt.Sprintf("recovery threshold: %.0f%% of steady's 200/s (%.0f/s)", recoveryShare*100, r.threshold), true)
 		c.marker(r.back, colorBack, "Redis back", 0)
+		note := func(text string) {
+			fmt.Fprintf(w, `<text x="%.1f" y="%.1f" fill="%s">%s</text>`+"\n", c.x(r.back)+4, ans.top+28, colorOther, html.EscapeString(text))
+		}
 		switch {
+		case !r.judgeable(res.cfg.rate):
+			note(fmt.Sprintf("recovery n/a: steady answered %.0f%% with 200", 100*r.ref/res.cfg.rate))
 		case r.after >= 0:
 			c.marker(r.back+r.after, colorRecovery, fmt.Sprintf("recovered (+%.0fs)", r.after.Seconds()), 1)
 		case len(r.seconds) > 0:
-			fmt.Fprintf(w, `<text x="%.1f" y="%.1f" fill="%s">not recovered</text>`+"\n", c.x(r.back)+4, ans.top+28, colorOther)
+			note("not recovered")
 		}
 	}
 	fmt.Fprintln(w, "</svg>")
