@@ -149,6 +149,11 @@ type result struct {
 	entriesBack, dataBack time.Duration
 	entries, dataKeys     int // counts when the drill ended
 	failures              map[string]int
+	// redisBack is when the restarted Redis accepted connections, since
+	// the drill's start; -1 when Redis was not restarted (-control).
+	redisBack time.Duration
+	primary   []inFlightSample // the primary's gauge and counter, every 20 ms
+	recovery  recovery         // open-loop runs: the goodput after redisBack
 }
 
 // run runs the drill, printing progress and the table to out.
@@ -248,7 +253,7 @@ func run(ctx context.Context, cfg config, out io.Writer) (*result, error) {
 		clear(faults) // the same phases with Redis untouched
 		fmt.Fprintln(out, "control run: Redis is left alone in every phase")
 	}
-	res := &result{cfg: cfg, entriesBack: -1, dataBack: -1}
+	res := &result{cfg: cfg, entriesBack: -1, dataBack: -1, redisBack: -1}
 	starts := make([]time.Duration, 0, len(cfg.phases)+1)
 	counts := make([]counters, 0, len(cfg.phases)+1)
 	var runErr error
@@ -269,7 +274,14 @@ func run(ctx context.Context, cfg config, out io.Writer) (*result, error) {
 				break
 			}
 		}
-		if p.name == phaseRestarted {
+		if p.name == phaseRestarted && faults[p.name] != nil {
+			// Restart returns once the new server answers PING.
+			res.redisBack = time.Since(t0)
+		}
+		if p.name == phaseRestarted && cfg.rate == 0 {
+			// Not in open-loop runs: their thousands of keys would make
+			// the watcher's KEYS and EXISTS, every 20 ms, a load on Redis
+			// and the CPU while the recovery is being measured.
 			watch.start(ctx)
 		}
 		fmt.Fprintf(out, "%6.1fs  %s for %v\n", time.Since(t0).Seconds(), p.name, p.dur)
@@ -303,6 +315,10 @@ func run(ctx context.Context, cfg config, out io.Writer) (*result, error) {
 	res.fetches = counts[len(counts)-1].fetches - counts[0].fetches
 	res.entriesBack, res.dataBack, res.entries, res.dataKeys = watch.result()
 	res.failures = failureKinds(samples)
+	res.primary = inFlight
+	if cfg.rate > 0 && res.redisBack >= 0 {
+		res.recovery = measureRecovery(samples, inFlight, res.phases[0], res.redisBack, end)
+	}
 	report(out, res)
 	fmt.Fprintf(out, "machine load average at the end: %s\n", loadAvg())
 	return res, nil

@@ -72,6 +72,63 @@ func TestDrillSmoke(t *testing.T) {
 	}
 }
 
+// TestDrillColdSmoke runs a short open-loop drill with the miss budget
+// sized to the primary and always on, and checks what does not depend on
+// the machine's speed: every phase has answers, the restarted Redis is
+// timed inside its phase, the recovery judges whole seconds from then on,
+// and the primary never overloads (the budget holds at most as many
+// handler calls as the primary serves at once, and only handler calls
+// fetch). The recovery time and the other goals are printed, not checked.
+func TestDrillColdSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the drill takes about 7 s, plus building the app")
+	}
+	cfg := defaultConfig()
+	cfg.redisServer = redistest.Binary(t)
+	cfg.rate, cfg.keys, cfg.dist = 100, 500, distZipf
+	cfg.latency, cfg.capacity, cfg.missBudget, cfg.budgetMode = 50*time.Millisecond, 4, "4", "always"
+	cfg.phases = [5]phaseSpec{
+		{phaseSteady, time.Second},
+		{phasePaused, time.Second},
+		{phaseResumed, time.Second},
+		{phaseKilled, time.Second},
+		{phaseRestarted, 3 * time.Second},
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	var out bytes.Buffer
+	res, err := run(ctx, cfg, &out)
+	t.Logf("drill output:\n%s", out.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.phases) != len(cfg.phases) {
+		t.Fatalf("%d phases measured, want %d", len(res.phases), len(cfg.phases))
+	}
+	var overloads float64
+	for _, p := range res.phases {
+		if p.requests == 0 {
+			t.Errorf("phase %s: no request completed", p.name)
+		}
+		overloads += p.overloads
+	}
+	if overloads != 0 {
+		t.Errorf("%.0f primary overloads with a miss budget of %s, always, over a primary of %d", overloads, cfg.missBudget, cfg.capacity)
+	}
+	restarted := res.phases[len(res.phases)-1]
+	if res.redisBack < restarted.start || res.redisBack >= restarted.start+restarted.dur {
+		t.Errorf("Redis back at %v, want within the restarted phase [%v, %v)", res.redisBack, restarted.start, restarted.start+restarted.dur)
+	}
+	r := res.recovery
+	if want := int((restarted.start + restarted.dur - res.redisBack) / time.Second); len(r.seconds) != want || r.back != res.redisBack {
+		t.Errorf("recovery judged %d seconds from %v, want %d from %v", len(r.seconds), r.back, want, res.redisBack)
+	}
+	if !strings.Contains(out.String(), "cold-key goals") || !strings.Contains(out.String(), "goodput back within 10s") {
+		t.Errorf("no cold-key goals in the output")
+	}
+}
+
 // TestParseFlags checks the flags and the limits that keep the drill
 // bounded.
 func TestParseFlags(t *testing.T) {
@@ -194,27 +251,7 @@ func TestSVG(t *testing.T) {
 	}
 	var b bytes.Buffer
 	writeSVG(&b, res)
-
-	dec := xml.NewDecoder(&b)
-	count := map[string]int{}
-	fills := map[string]bool{}
-	for {
-		tok, err := dec.Token()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatalf("not well-formed: %v", err)
-		}
-		if se, ok := tok.(xml.StartElement); ok {
-			count[se.Name.Local]++
-			for _, a := range se.Attr {
-				if se.Name.Local == "rect" && a.Name.Local == "fill" {
-					fills[a.Value] = true
-				}
-			}
-		}
-	}
+	count, fills, _ := svgElements(t, b.Bytes())
 	if count["svg"] != 1 {
 		t.Errorf("%d svg elements, want 1", count["svg"])
 	}
@@ -229,13 +266,116 @@ func TestSVG(t *testing.T) {
 	}
 }
 
+// svgElements parses an SVG, failing t unless it is well-formed, and
+// returns how many elements of each name it has, the fills of its rects
+// and the text of its text elements.
+func svgElements(t *testing.T, b []byte) (count map[string]int, fills map[string]bool, texts []string) {
+	t.Helper()
+	dec := xml.NewDecoder(bytes.NewReader(b))
+	count, fills = map[string]int{}, map[string]bool{}
+	depth := 0 // inside a text element
+	var text strings.Builder
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("not well-formed: %v", err)
+		}
+		switch tok := tok.(type) {
+		case xml.StartElement:
+			count[tok.Name.Local]++
+			for _, a := range tok.Attr {
+				if tok.Name.Local == "rect" && a.Name.Local == "fill" {
+					fills[a.Value] = true
+				}
+			}
+			if tok.Name.Local == "text" {
+				depth++
+			}
+		case xml.CharData:
+			if depth > 0 {
+				text.Write(tok)
+			}
+		case xml.EndElement:
+			if tok.Name.Local == "text" {
+				if depth--; depth == 0 {
+					texts = append(texts, text.String())
+					text.Reset()
+				}
+			}
+		}
+	}
+	return count, fills, texts
+}
+
+// TestSVGCold checks the open-loop chart: well-formed, the fault windows
+// shaded, one line per series, and Redis' return and the recovery marked
+// (or the lack of one said).
+func TestSVGCold(t *testing.T) {
+	sec := time.Second
+	cfg := defaultConfig()
+	cfg.rate, cfg.capacity, cfg.missBudget, cfg.budgetMode = 100, 8, "8", "always"
+	res := &result{cfg: cfg, redisBack: 8*sec + sec/2}
+	for i, p := range cfg.phases {
+		res.phases = append(res.phases, phaseResult{name: p.name, start: time.Duration(i) * 2 * sec, dur: 2 * sec})
+	}
+	for s := range 10 * sec / sec {
+		res.samples = append(res.samples, answers(s*sec, 90, ok200)...)
+		res.samples = append(res.samples, answers(s*sec, 5, shed503)...)
+		res.samples = append(res.samples, answers(s*sec, 5, err500)...)
+		res.primary = append(res.primary, inFlightSample{at: s*sec + sec/2, n: float64(s), overloads: float64(s)})
+	}
+	tests := []struct {
+		name  string
+		ref   float64 // steady's answers 200 per second, of 100 sent
+		after time.Duration
+		want  []string // texts the chart must have
+	}{
+		{"recovered", 90, sec, []string{"Redis back", "recovered (+1s)", "capacity 8", "200", "503 with Retry-After", "miss budget 8, always"}},
+		{"not recovered", 90, -1, []string{"Redis back", "not recovered"}},
+		{"a failing steady phase", 50, 0, []string{"Redis back", "recovery n/a: steady answered 50% with 200"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res.recovery = recovery{ref: tt.ref, threshold: 0.9 * tt.ref, back: res.redisBack, seconds: make([]bucket, 1), after: tt.after}
+			var b bytes.Buffer
+			writeSVG(&b, res)
+			count, fills, texts := svgElements(t, b.Bytes())
+			if count["svg"] != 1 {
+				t.Errorf("%d svg elements, want 1", count["svg"])
+			}
+			// 200s, 503s, others, p99, overloads, concurrency: no gap, as
+			// every second has answers.
+			if count["polyline"] != 6 {
+				t.Errorf("%d polylines, want 6", count["polyline"])
+			}
+			for _, fill := range []string{"#fde2b8", "#f8c4c4"} {
+				if !fills[fill] {
+					t.Errorf("no fault window shaded %s", fill)
+				}
+			}
+			all := strings.Join(texts, "|")
+			for _, w := range tt.want {
+				if !strings.Contains(all, w) {
+					t.Errorf("no text %q in the chart (%s)", w, all)
+				}
+			}
+			if (tt.after < 0 || tt.ref < 90) && strings.Contains(all, "recovered (") {
+				t.Errorf("a recovery marked for a run that did not recover or cannot be judged")
+			}
+		})
+	}
+}
+
 // TestSummarizeCold: the cold-key columns of a phase.
 func TestSummarizeCold(t *testing.T) {
 	cfg := defaultConfig()
 	sec := time.Second
 	starts := []time.Duration{0, 10 * sec, 20 * sec, 30 * sec, 40 * sec, 50 * sec}
 	counts := []counters{{0, 0}, {100, 0}, {150, 7}, {150, 7}, {150, 7}, {160, 7}}
-	inFlight := []inFlightSample{{sec, 3}, {11 * sec, 9}, {12 * sec, 4}}
+	inFlight := []inFlightSample{{at: sec, n: 3}, {at: 11 * sec, n: 9}, {at: 12 * sec, n: 4}}
 	samples := []sample{
 		{at: sec, lat: 1, status: 200, key: 1},
 		{at: 11 * sec, lat: 1, status: 503, retryAfter: true, fail: failStatus, key: 2},
@@ -260,9 +400,13 @@ func TestSummarizeCold(t *testing.T) {
 			}
 		})
 	}
-	res := &result{cfg: cfg, phases: got}
+	res := &result{cfg: cfg, phases: got, redisBack: -1}
 	res.cfg.rate = 100
-	for _, g := range goals(res) {
+	gs := goals(res)
+	if len(gs) != 3 {
+		t.Fatalf("%d goals, want the 3 cold-key goals without a recovery (Redis never came back)", len(gs))
+	}
+	for _, g := range gs {
 		if g.met {
 			t.Errorf("goal %q met, want missed (%s)", g.name, g.detail)
 		}

@@ -85,14 +85,19 @@ func (l *openLoad) wait() []sample {
 	return l.samples
 }
 
-// inFlightSample is the primary's in-flight gauge read at one moment.
+// inFlightSample is the primary's in-flight gauge and overload counter read
+// at one moment.
 type inFlightSample struct {
-	at time.Duration // since the drill's start
-	n  float64
+	at        time.Duration // since the drill's start
+	n         float64       // dataapi_primary_in_flight
+	overloads float64       // dataapi_primary_overloads_total; 0 where the app lacks it
 }
 
-// peakSampler reads the app's dataapi_primary_in_flight every 20 ms: the
-// primary's concurrency, sampled (a peak between two reads is missed).
+// peakSampler reads the app's dataapi_primary_in_flight and
+// dataapi_primary_overloads_total every 20 ms: the primary's concurrency,
+// sampled (a peak between two reads is missed), and its overloads, which
+// the per-second view and the chart attribute to the 20 ms in which they
+// were read.
 type peakSampler struct {
 	done    chan struct{}
 	samples []inFlightSample
@@ -107,7 +112,8 @@ func startPeakSampler(ctx context.Context, client *http.Client, base string, t0 
 		for {
 			if body, err := scrape(ctx, client, base, ""); err == nil {
 				if n, err := parseCounter(bytes.NewReader(body), inFlightMetric); err == nil {
-					p.samples = append(p.samples, inFlightSample{time.Since(t0), n})
+					o, _ := parseCounter(bytes.NewReader(body), overloadsMetric)
+					p.samples = append(p.samples, inFlightSample{time.Since(t0), n, o})
 				}
 			}
 			select {

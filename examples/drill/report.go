@@ -144,6 +144,18 @@ func report(out io.Writer, res *result) {
 		fmt.Fprintln(out, "\ncontrol run: Redis was never touched, so there is no recovery to time and no goal to check")
 		return
 	}
+	if res.cfg.rate > 0 {
+		if res.redisBack >= 0 {
+			printRecovery(out, res)
+		}
+		mode := "on"
+		if !res.cfg.failsoft {
+			mode = "off, for comparison"
+		}
+		fmt.Fprintf(out, "\ncold-key goals (FAILSOFT %s):\n", mode)
+		printGoals(out, coldGoals(res))
+		return
+	}
 	fmt.Fprintf(out, "\nrestarted Redis (empty) held:\n")
 	fmt.Fprintf(out, "  cache entries (failsoft:[ev]:*, >= %d):  %s (%d at the end)\n", res.cfg.keys, fmtBack(res.entriesBack), res.entries)
 	fmt.Fprintf(out, "  data keys (key-NN, all %d):          %s (%d at the end)\n", res.cfg.keys, fmtBack(res.dataBack), res.dataKeys)
@@ -157,9 +169,17 @@ func report(out io.Writer, res *result) {
 		return
 	}
 	fmt.Fprintln(out, "\ngoals (FAILSOFT on):")
-	for _, g := range goals(res) {
+	printGoals(out, goals(res))
+}
+
+// printGoals prints each goal as met or MISSED.
+func printGoals(out io.Writer, gs []goal) {
+	for _, g := range gs {
 		mark := "met   "
-		if !g.met {
+		switch {
+		case g.na:
+			mark = "n/a   "
+		case !g.met:
 			mark = "MISSED"
 		}
 		fmt.Fprintf(out, "  %s  %s: %s\n", mark, g.name, g.detail)
@@ -171,6 +191,9 @@ type goal struct {
 	name   string
 	met    bool
 	detail string
+	// na says the run cannot judge the goal (neither met nor missed), as
+	// a recovery to a steady phase that was itself failing.
+	na bool
 }
 
 // goals checks res against the protected app's goals.
@@ -183,7 +206,7 @@ func goals(res *result) []goal {
 	for _, p := range res.phases {
 		failed += p.failed
 	}
-	out = append(out, goal{"no failed request", failed == 0, fmt.Sprintf("%d failed", failed)})
+	out = append(out, goal{name: "no failed request", met: failed == 0, detail: fmt.Sprintf("%d failed", failed)})
 
 	var steady float64
 	for _, p := range res.phases {
@@ -221,20 +244,43 @@ func goals(res *result) []goal {
 }
 
 // coldGoals checks a cold-key drill (open-loop load over many keys, a
-// primary that can fall over) against the miss budget's goals: the primary
-// never overloads, a key answered before the outage keeps answering 200,
-// and every other answer is 200 or 503 with Retry-After.
+// primary that can fall over) against the goals: the primary never
+// overloads, a key answered 200 in the steady phase (before the outage)
+// answers 200 in every later phase, every other answer is 200 or 503 with
+// Retry-After, and the goodput is back within 10 s of the restarted Redis
+// accepting connections (see [recovery]) to a steady phase that answered at
+// least 90% of the requests sent with 200 (else that goal is n/a).
 func coldGoals(res *result) []goal {
 	var overloads float64
 	var lost, other int
+	var where []string
 	for _, p := range res.phases {
 		overloads += p.overloads
 		lost += p.lostKeys
 		other += p.failed - p.shed
+		if p.overloads > 0 {
+			where = append(where, fmt.Sprintf("%s %.0f", p.name, p.overloads))
+		}
 	}
-	return []goal{
-		{"no primary overload in any phase", overloads == 0, fmt.Sprintf("%.0f overloads", overloads)},
-		{"keys answered before the outage still answer 200", lost == 0, fmt.Sprintf("%d requests for such keys got no 200", lost)},
-		{"every answer is 200 or 503 with Retry-After", other == 0, fmt.Sprintf("%d other answers", other)},
+	detail := fmt.Sprintf("%.0f overloads", overloads)
+	if len(where) > 0 {
+		detail += " (" + strings.Join(where, ", ") + ")"
 	}
+	out := []goal{
+		{name: "no primary overload in any phase", met: overloads == 0, detail: detail},
+		{name: "keys answered 200 before the outage still answer 200", met: lost == 0, detail: fmt.Sprintf("%d requests for such keys got no 200", lost)},
+		{name: "every answer is 200 or 503 with Retry-After", met: other == 0, detail: fmt.Sprintf("%d other answers", other)},
+	}
+	if res.redisBack < 0 {
+		return out // -control: Redis never came back, there is no recovery
+	}
+	r := res.recovery
+	g := goal{name: "goodput back within 10s of Redis coming back", met: r.after >= 0 && r.after <= goalRecovery,
+		detail: fmtRecovery(r) + "; " + refShare(r, res.cfg.rate)}
+	if !r.judgeable(res.cfg.rate) {
+		g.met, g.na = false, true
+		g.detail = fmt.Sprintf("cannot be judged: %s (want >= %.0f%% for a steady state to recover to); measured against it, %s",
+			refShare(r, res.cfg.rate), recoveryShare*100, fmtRecovery(r))
+	}
+	return append(out, g)
 }
