@@ -29,8 +29,10 @@ const (
 	// unbounded, as they do without a budget. It is the default mode.
 	MissBudgetWhileUnavailable MissBudgetMode = iota
 	// MissBudgetAlways applies the budget to every miss, whatever the
-	// store's state: a bound on the load that the cache lets through to
-	// the primary at any time.
+	// store's state: a bound on the misses that the cache lets through to
+	// the primary at any time. Background refreshes of stale entries
+	// (stale-while-revalidate) do not take a slot: they are one per key at
+	// a time, and a request never waits for them.
 	MissBudgetAlways
 )
 
