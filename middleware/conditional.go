@@ -84,6 +84,9 @@ var notModifiedHeaders = [...]string{"Cache-Control", "Content-Location", "Date"
 
 // notModified evaluates the request's If-None-Match (weak comparison), or
 // without it If-Modified-Since, against a stored response (RFC 9110 §13.2.2).
+// If-Modified-Since is compared with the stored Last-Modified or, without
+// one, the stored Date (RFC 9111 §4.3.2; every stored entry has a Date,
+// see [Cache.complete]).
 func notModified(req, stored http.Header) bool {
 	// The names are canonical: indexing is Get without canonicalising.
 	if inm, ok := req["If-None-Match"]; ok {
@@ -95,6 +98,9 @@ func notModified(req, stored http.Header) bool {
 		return false
 	}
 	lm := first(stored["Last-Modified"])
+	if lm == "" {
+		lm = first(stored["Date"])
+	}
 	if lm == "" {
 		return false
 	}
