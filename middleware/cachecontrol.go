@@ -26,12 +26,15 @@ const anyStale = time.Duration(1 << 62)
 // leniency and conservative where the input is wrong:
 //   - directives are comma-separated, names case-insensitive, arguments a
 //     token or a quoted-string (max-age="5" is max-age=5); whitespace around
-//     elements, names, "=" and arguments is ignored, as are empty elements
-//     and unknown directives;
+//     elements is ignored, as are empty elements and unknown directives;
+//   - whitespace around "=" makes the argument invalid, as the grammar has
+//     none there ("max-age =60" and "max-age= 60" read as an invalid
+//     max-age);
 //   - a delta-seconds that does not parse (empty, signed, fractional,
-//     missing) makes its directive present with value 0, the conservative
-//     reading: stale, not fresh, no stale window; values are capped at 2^31
-//     seconds;
+//     missing, or an invalid argument) makes its directive present with
+//     value 0, the conservative reading (RFC 9111 §4.2.1 encourages caches
+//     to consider invalid freshness information stale): stale, not fresh,
+//     no stale window; values are capped at 2^31 seconds;
 //   - a directive given more than once (RFC 9111 §4.2.1: invalid) takes its
 //     most restrictive value: the smallest max-age, s-maxage,
 //     stale-while-revalidate, stale-if-error and max-stale, the largest
@@ -84,15 +87,18 @@ func parseCacheControl(h http.Header) cacheControl {
 // directive applies one list element "name[=argument]".
 func (cc *cacheControl) directive(elem string) {
 	name, arg, hasArg := strings.Cut(elem, "=")
+	// The grammar has no whitespace around "=" (RFC 9111 §5.2): with it,
+	// the argument is invalid ("max-age =60" is not max-age=60).
+	spaced := hasArg && (trimOWS(name) != name || trimOWS(arg) != arg)
 	name, arg = trimOWS(name), trimOWS(arg)
 	if !isToken(name) {
 		cc.sloppy(elem)
 		return
 	}
-	value, valid := arg, hasArg
-	if hasArg && strings.HasPrefix(arg, `"`) {
+	value, valid := arg, hasArg && !spaced
+	if valid && strings.HasPrefix(arg, `"`) {
 		value, valid = unquote(arg)
-	} else if hasArg && !isToken(arg) {
+	} else if valid && !isToken(arg) {
 		valid = false
 	}
 	if hasArg && !valid {

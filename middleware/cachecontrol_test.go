@@ -23,8 +23,15 @@ func TestParseCacheControl(t *testing.T) {
 		{"max-age", []string{"max-age=60"}, cacheControl{MaxAge: 60 * s, HasMaxAge: true}},
 		{"max-age zero", []string{"max-age=0"}, cacheControl{HasMaxAge: true}},
 		{"case-insensitive name", []string{"Max-Age=60, NO-STORE"}, cacheControl{MaxAge: 60 * s, HasMaxAge: true, NoStore: true}},
-		{"whitespace tolerant", []string{"  public ,\tmax-age = 60 ,s-maxage=\t30  "},
+		{"whitespace around elements", []string{"  public ,\tmax-age=60 ,s-maxage=30\t  "},
 			cacheControl{Public: true, MaxAge: 60 * s, HasMaxAge: true, SMaxAge: 30 * s, HasSMaxAge: true}},
+		// RFC 9111 §5.2 has no whitespace around "=": the argument is
+		// invalid, and an invalid delta-seconds reads as 0.
+		{"whitespace around = invalidates the argument", []string{"public, max-age = 60, s-maxage=\t30, stale-if-error =5"},
+			cacheControl{Public: true, HasMaxAge: true, HasSMaxAge: true, HasStaleIfError: true}},
+		{"whitespace around = in no-cache and private: unqualified", []string{`no-cache = "a", private= "b"`},
+			cacheControl{NoCache: true, Private: true}},
+		{"whitespace around = in public: not public", []string{"public =1"}, cacheControl{}},
 		{"quoted delta", []string{`max-age="60"`}, cacheControl{MaxAge: 60 * s, HasMaxAge: true}},
 		{"every boolean", []string{"no-store, no-cache, private, public, must-revalidate, proxy-revalidate, only-if-cached, immutable, no-transform"},
 			cacheControl{NoStore: true, NoCache: true, Private: true, Public: true, MustRevalidate: true, ProxyRevalidate: true,

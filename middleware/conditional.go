@@ -5,6 +5,7 @@ package middleware
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 )
@@ -47,16 +48,18 @@ func addValidators(h http.Header, e *entry) bool {
 	return false
 }
 
-// revalidated merges a 304's header fields into old (RFC 9111 §3.2, §4.3.4)
-// and recomputes its lifetimes, for a conditional request sent at sent and
+// revalidated merges a 304's header fields into old (RFC 9111 §3.2, §4.3.4),
+// but for Content-Length and the fields a cache does not store
+// ([unstoredFields], and those the 304's Connection lists), and recomputes its lifetimes, for a conditional request sent at sent and
 // answered at now. The stored Age is dropped unless the 304 has one: the
 // handler has just validated the response, so its age starts again. ok is
 // false when the merged response may no longer be stored; e then still
 // holds it, to answer this request alone.
 func (c *Cache) revalidated(r *http.Request, old *entry, h304 http.Header, sent, now time.Time) (e *entry, names []string, ok bool) {
 	h := old.Header.Clone()
+	listed := connectionListed(h304)
 	for k, v := range h304 {
-		if k == "Content-Length" || hopByHop(k) {
+		if k == "Content-Length" || unstored(k) || slices.Contains(listed, k) {
 			continue
 		}
 		h[k] = v
@@ -81,6 +84,9 @@ var notModifiedHeaders = [...]string{"Cache-Control", "Content-Location", "Date"
 
 // notModified evaluates the request's If-None-Match (weak comparison), or
 // without it If-Modified-Since, against a stored response (RFC 9110 §13.2.2).
+// If-Modified-Since is compared with the stored Last-Modified or, without
+// one, the stored Date (RFC 9111 §4.3.2; every stored entry has a Date,
+// see [Cache.complete]).
 func notModified(req, stored http.Header) bool {
 	// The names are canonical: indexing is Get without canonicalising.
 	if inm, ok := req["If-None-Match"]; ok {
@@ -92,6 +98,9 @@ func notModified(req, stored http.Header) bool {
 		return false
 	}
 	lm := first(stored["Last-Modified"])
+	if lm == "" {
+		lm = first(stored["Date"])
+	}
 	if lm == "" {
 		return false
 	}

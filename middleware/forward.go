@@ -287,12 +287,13 @@ func (c *Cache) keys(r *http.Request, lk *lookup, e *entry, names []string) (key
 	return key, marker, out
 }
 
-// storedHeader returns h without the fields a cache must not store: the
-// fields named by a qualified private or no-cache, and hop-by-hop fields.
-// It returns h itself when there is nothing to remove.
+// storedHeader returns h without the fields a cache must not store (RFC
+// 9111 §3.1): the fields named by a qualified private or no-cache, the
+// connection-specific fields and those its Connection names, and the
+// proxy-specific ones. It returns h itself when there is nothing to remove.
 func storedHeader(h http.Header, cc cacheControl) http.Header {
 	drop := len(cc.PrivateFields) > 0 || len(cc.NoCacheFields) > 0
-	for _, k := range hopByHopFields {
+	for _, k := range unstoredFields {
 		if _, ok := h[k]; ok {
 			drop = true
 		}
@@ -307,22 +308,40 @@ func storedHeader(h http.Header, cc cacheControl) http.Header {
 	for _, k := range cc.NoCacheFields {
 		delete(out, http.CanonicalHeaderKey(k))
 	}
-	for _, v := range h["Connection"] {
-		for _, k := range strings.Split(v, ",") {
-			delete(out, http.CanonicalHeaderKey(strings.TrimSpace(k)))
-		}
+	for _, k := range connectionListed(h) {
+		delete(out, k)
 	}
-	for _, k := range hopByHopFields {
+	for _, k := range unstoredFields {
 		delete(out, k)
 	}
 	return out
 }
 
-// hopByHopFields are the connection-specific fields (RFC 9110 §7.6.1) that
-// a cache does not store.
-var hopByHopFields = [...]string{"Connection", "Keep-Alive", "Proxy-Connection", "Te", "Transfer-Encoding", "Upgrade"}
+// connectionListed returns the canonical names the Connection fields of h
+// list (RFC 9110 §7.6.1).
+func connectionListed(h http.Header) []string {
+	var names []string
+	for _, v := range h["Connection"] {
+		for _, k := range strings.Split(v, ",") {
+			if k = strings.TrimSpace(k); k != "" {
+				names = append(names, http.CanonicalHeaderKey(k))
+			}
+		}
+	}
+	return names
+}
 
-func hopByHop(k string) bool { return slices.Contains(hopByHopFields[:], k) }
+// unstoredFields are the fields a cache never stores (RFC 9111 §3.1): the
+// connection-specific ones (RFC 9110 §7.6.1), and those specific to the
+// proxy a cache forwards through, Proxy-Authenticate,
+// Proxy-Authentication-Info and Proxy-Authorization (a cache that does not
+// key on the proxy's identity must not store them).
+var unstoredFields = [...]string{
+	"Connection", "Keep-Alive", "Proxy-Connection", "Te", "Transfer-Encoding", "Upgrade",
+	"Proxy-Authenticate", "Proxy-Authentication-Info", "Proxy-Authorization",
+}
+
+func unstored(k string) bool { return slices.Contains(unstoredFields[:], k) }
 
 // isError reports whether a handler's status is a failure that a stale copy
 // may answer for: a 5xx other than 501 (Not Implemented is an answer, and
