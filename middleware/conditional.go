@@ -48,10 +48,11 @@ func addValidators(h http.Header, e *entry) bool {
 	return false
 }
 
-// revalidated merges a 304's header fields into old (RFC 9111 §3.2, §4.3.4),
-// but for Content-Length and the fields a cache does not store
-// ([unstoredFields], and those the 304's Connection lists), and recomputes its lifetimes, for a conditional request sent at sent and
-// answered at now. The stored Age is dropped unless the 304 has one: the
+// revalidated merges a 304's header fields into old (RFC 9111 §3.2,
+// §4.3.4), but for Content-Length and the fields a cache does not store
+// ([unstoredFields], and those the 304's Connection lists), and recomputes
+// its lifetimes, for a conditional request sent at sent and answered at
+// now. The stored Age is dropped unless the 304 has one: the
 // handler has just validated the response, so its age starts again. ok is
 // false when the merged response may no longer be stored; e then still
 // holds it, to answer this request alone.

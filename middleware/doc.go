@@ -64,12 +64,14 @@
 // Date is kept). Age is the response's corrected initial age (RFC 9111
 // §4.2.3: the larger of its age by Date and the Age it arrived with plus
 // the handler's response time) plus the time stored; an Age whose first
-// member is not a non-negative integer makes a response stale on arrival. A request's If-None-Match (weak comparison) or, without it,
+// member is not a non-negative integer makes a response stale on arrival.
+// A request's If-None-Match (weak comparison) or, without it,
 // If-Modified-Since, is answered 304 from an entry with an ETag or, for
-// If-Modified-Since, its Last-Modified or else its Date (RFC 9111 §4.3.2). Request directives: no-store bypasses the cache; no-cache,
-// max-age=0 or a max-age or min-fresh the entry fails go to the handler (and
-// may store its answer); only-if-cached without an entry answers 504.
-// max-stale is not honoured.
+// If-Modified-Since, its Last-Modified or else its Date (RFC 9111 §4.3.2).
+// Request directives: no-store bypasses the cache; no-cache, max-age=0 or
+// a max-age or min-fresh the entry fails go to the handler (and may store
+// its answer); only-if-cached without an entry answers 504. max-stale is
+// not honoured.
 //
 // Stale entries. Within stale-while-revalidate (RFC 5861) a stale entry is
 // served at once and one background refresh per key runs the handler
