@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 )
 
 // ErrUnsupportedClient is returned by [New] for a client it cannot wire: a
@@ -23,12 +24,17 @@ var ErrUnsupportedClient = errors.New("failsoft: unsupported redis client")
 // (go-redis retries a dial 5 times, 100 ms apart, so every call to a dead
 // Redis would wait out the op timeout until the breaker trips); and
 // ContextTimeoutEnabled, so that the client ends every call at its
-// context's deadline by itself (socket I/O, pool waits, dials, retries):
-// a call on a hung Redis gives its pooled connection up at the op timeout
-// instead of the client's read timeout, and the guard runs the cache's
-// calls on the caller's goroutine, without a goroutine and a timer per call
-// (see store.Guard). A Sentinel client's copy keeps a goroutine per call:
-// its dialer asks the sentinels through the caller's sentinel client.
+// context's deadline by itself (socket I/O, the waits for a pooled
+// connection and for a dial, retries): a call on a hung Redis gives its
+// pooled connection up at the op timeout instead of the client's read
+// timeout; and maintenance notifications off, since while one is under way
+// go-redis relaxes its read deadlines to seconds. With both, the guard runs
+// the cache's calls on the caller's goroutine, without a goroutine and a
+// timer per call (see store.Guard and store.NewRedis; a Sentinel client's
+// copy, or one with an OnConnect, Limiter or credentials callback, keeps a
+// goroutine per call). The cache does not need maintenance notifications:
+// a maintenance event that breaks its connections is an outage like any
+// other, which its breaker and in-process tier ride out.
 //
 // A Sentinel client (redis.NewFailoverClient) is a *redis.Client whose
 // dialer asks the sentinels for the master: the copy shares that dialer,
@@ -44,6 +50,7 @@ func cacheClient(c redis.UniversalClient) (redis.UniversalClient, error) {
 		opt := *c.Options()
 		uninit(&opt.ReadTimeout, &opt.WriteTimeout, &opt.MaxRetries, &opt.MinRetryBackoff, &opt.MaxRetryBackoff)
 		opt.DialerRetries, opt.ContextTimeoutEnabled = 1, true
+		opt.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 		// go-redis keeps the client's push-notification processor in its
 		// options; the copy needs its own. Client-side caching is the
 		// caller's business: the cache has its in-process tier.

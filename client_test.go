@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 )
 
 // TestCacheClientKeepsSettings: the cache's client is built from the
@@ -40,6 +41,14 @@ func TestCacheClientKeepsSettings(t *testing.T) {
 			}
 			if got.DialerRetries != 1 || !got.ContextTimeoutEnabled {
 				t.Errorf("cache client tuning: DialerRetries %d, ContextTimeoutEnabled %v; want 1, true", got.DialerRetries, got.ContextTimeoutEnabled)
+			}
+			// Maintenance notifications off, so that the guard may run the
+			// cache's calls inline (store.NewRedis); the caller's stay.
+			if m := got.MaintNotificationsConfig; m == nil || m.Mode != maintnotifications.ModeDisabled {
+				t.Errorf("cache client maintenance notifications %+v, want disabled", m)
+			}
+			if m := want.MaintNotificationsConfig; m == nil || m.Mode == maintnotifications.ModeDisabled {
+				t.Errorf("caller's maintenance notifications %+v, want its default kept", m)
 			}
 		})
 	}

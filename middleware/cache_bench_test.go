@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"github.com/failsoft/failsoft/internal/redistest"
 	"github.com/failsoft/failsoft/store"
@@ -119,10 +120,14 @@ func BenchmarkCacheHitLocalRecover(b *testing.B) {
 }
 
 // benchRedisOptions are the client options of the Redis benchmarks: those
-// failsoft.New gives the cache's own client (ContextTimeoutEnabled, so that
-// the guard runs calls on the caller's goroutine).
+// failsoft.New gives the cache's own client (ContextTimeoutEnabled and no
+// maintenance notifications, so that the guard runs calls on the caller's
+// goroutine).
 func benchRedisOptions(addr string) *redis.Options {
-	return &redis.Options{Addr: addr, DisableIdentity: true, ContextTimeoutEnabled: true, DialerRetries: 1}
+	return &redis.Options{
+		Addr: addr, DisableIdentity: true, ContextTimeoutEnabled: true, DialerRetries: 1,
+		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
+	}
 }
 
 func BenchmarkCacheHitRedis(b *testing.B) {

@@ -64,7 +64,8 @@ type BreakerStats struct {
 // that no call waits on the store longer than the op timeout and, while the
 // breaker is open, no call waits at all.
 //
-// Every call runs the wrapped store on its own goroutine with a context
+// Unless the store ends its calls by their deadline by itself (see below),
+// every call runs the wrapped store on its own goroutine with a context
 // derived from the caller's plus the op timeout; the caller waits for the
 // result or the deadline, whichever comes first, so the bound holds even
 // when the store ignores its context (as go-redis does for socket reads by
@@ -74,7 +75,8 @@ type BreakerStats struct {
 //
 // A store that ends every call by its context's deadline by itself needs no
 // such goroutine: a [Redis] store over a *redis.Client built with
-// ContextTimeoutEnabled (not a Sentinel client; see [NewRedis]). Its calls
+// ContextTimeoutEnabled and maintenance notifications off (not a Sentinel
+// client, nor one with user callbacks; see [NewRedis] for the list). Its calls
 // run on the caller's goroutine, with the caller's context values and a
 // deadline that the calls starting within 1/32 of the op timeout of each
 // other share (so a call may have up to that much less than the op timeout,
@@ -379,6 +381,14 @@ func (g *Guard) do(parent context.Context, o op, key string, value []byte, ttl t
 		start = time.Now()
 	}
 	errs := &g.errs[o]
+	if err := parent.Err(); err != nil {
+		// The caller is gone already: nothing to ask the store, and nothing
+		// to count for or against it (no call, no probe slot).
+		if g.opts.observer != nil {
+			g.opts.observer(g.opts.name, opNames[o], time.Since(start), ClassCanceled)
+		}
+		return result{err: fmt.Errorf("store: %s: %s: %w", g.opts.name, opNames[o], err)}
+	}
 	if budgetSpent(parent) {
 		g.refused(parent, o, start, errs.spent)
 		return result{err: errs.spent}
@@ -401,7 +411,11 @@ func (g *Guard) do(parent context.Context, o op, key string, value []byte, ttl t
 		cut bool
 	)
 	if g.inline {
-		ctx, r = g.runInline(parent, o, key, value, ttl)
+		var cancel context.CancelFunc
+		ctx, cancel, r = g.runInline(parent, o, key, value, ttl)
+		if cancel != nil {
+			defer cancel() // after the result is classified by ctx
+		}
 	} else {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(parent, g.opts.opTimeout)
@@ -420,15 +434,21 @@ func (g *Guard) do(parent context.Context, o op, key string, value []byte, ttl t
 		r.err = errs.timeout
 	default:
 		class = Classify(r.err)
+		// A socket timeout at a deadline can be seen a moment before the
+		// context's timer marks it done: the clock decides.
+		callerGone := parent.Err() != nil || expired(parent)
 		switch {
-		case g.inline && (class.Outage() || class == ClassCanceled) && parent.Err() != nil:
-			// The call failed, or never started, with the caller gone; the
-			// store saw only the deadline: say why the caller's call ended.
+		case g.inline && class.Outage() && callerGone:
+			// The store saw only the deadline: say why the caller's call ended.
 			class = ClassCanceled
-			r.err = fmt.Errorf("store: %s: %s: %w", g.opts.name, opNames[o], parent.Err())
-		case class.Outage() && parent.Err() != nil:
+			err := parent.Err()
+			if err == nil {
+				err = context.DeadlineExceeded
+			}
+			r.err = fmt.Errorf("store: %s: %s: %w", g.opts.name, opNames[o], err)
+		case class.Outage() && callerGone:
 			class = ClassCanceled // failed because the caller gave up
-		case class == ClassTimeout && ctx.Err() != nil && (g.inline || errors.Is(r.err, context.DeadlineExceeded)):
+		case class == ClassTimeout && (ctx.Err() != nil || expired(ctx)) && (g.inline || errors.Is(r.err, context.DeadlineExceeded)):
 			r.err = errs.timeout // the store gave up at our deadline: say so
 		}
 	}
@@ -478,26 +498,26 @@ func (g *Guard) run(ctx context.Context, c *call) {
 // ends its calls by their context's deadline (see [callBounder]). The
 // context it gets carries parent's values and a deadline at most the op
 // timeout away (see deadline); it returns that context for the caller to
-// classify the result. The caller's cancellation is not passed on: the call
+// classify the result, and the func that releases it when it is the call's
+// own (nil for a shared window). The caller's cancellation is not passed on: the call
 // ends when the store answers or at the deadline, and a connection is not
 // torn down mid-reply because a client went away.
-func (g *Guard) runInline(parent context.Context, o op, key string, value []byte, ttl time.Duration) (ctx context.Context, r result) {
+func (g *Guard) runInline(parent context.Context, o op, key string, value []byte, ttl time.Duration) (ctx context.Context, cancel context.CancelFunc, r result) {
 	defer g.release()
-	if err := parent.Err(); err != nil {
-		// The caller is gone already: do not start what nobody waits for.
-		return parent, result{err: err}
-	}
-	ctx, cancel := g.deadline(parent)
-	if cancel != nil {
-		defer cancel()
-	}
+	ctx, cancel = g.deadline(parent)
 	defer func() {
 		if p := recover(); p != nil {
 			r = result{err: g.panicked(o, p)}
 		}
 	}()
 	r.val, r.rttl, r.err = g.exec(ctx, o, key, value, ttl)
-	return ctx, r
+	return ctx, cancel, r
+}
+
+// expired reports whether ctx has a deadline that has passed.
+func expired(ctx context.Context) bool {
+	d, ok := ctx.Deadline()
+	return ok && !time.Now().Before(d)
 }
 
 // exec calls the wrapped store for one operation.
@@ -826,8 +846,10 @@ func (g *Guard) Stats() BreakerStats {
 // still running in the wrapped store, including those whose callers stopped
 // waiting at the op timeout. Those end when the backend answers or the
 // client's own timeouts fire, which for a hung Redis may be seconds: close
-// the client first to end them at once. Close does not close the wrapped
-// store. It always returns nil; calling it again waits again.
+// the client first to end them at once. (A guard that runs calls on the
+// caller's goroutine has no abandoned calls: Close waits at most one op
+// timeout.) Close does not close the wrapped store. It always returns nil;
+// calling it again waits again.
 func (g *Guard) Close() error {
 	if !g.usable() {
 		return nil

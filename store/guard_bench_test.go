@@ -9,6 +9,7 @@ import (
 
 	"github.com/failsoft/failsoft/internal/redistest"
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 )
 
 // benchValue is the 1 KiB value the Redis benchmarks read.
@@ -86,9 +87,13 @@ func BenchmarkGuardGet(b *testing.B) {
 	}
 }
 
-// contextTimeouts gives a client ContextTimeoutEnabled, as failsoft.New
-// does for the cache's client: a guard runs its calls inline.
-func contextTimeouts(o *redis.Options) { o.ContextTimeoutEnabled = true }
+// contextTimeouts gives a client ContextTimeoutEnabled and no maintenance
+// notifications, as failsoft.New does for the cache's client: a guard runs
+// its calls inline.
+func contextTimeouts(o *redis.Options) {
+	o.ContextTimeoutEnabled = true
+	o.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+}
 
 // BenchmarkRawGetContextTimeouts is BenchmarkRawGet on a client with
 // ContextTimeoutEnabled: the baseline of BenchmarkGuardGetInline.

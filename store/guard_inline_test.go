@@ -10,6 +10,7 @@ import (
 
 	"github.com/failsoft/failsoft/internal/redistest"
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 )
 
 // boundedStub is a stubStore that says it ends its calls by their
@@ -28,16 +29,32 @@ func TestGuardInlineOnlyForClientsThatEndCallsByDeadline(t *testing.T) {
 			return redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
 		}, false},
 		{"ContextTimeoutEnabled", func() redis.UniversalClient {
-			return redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", ContextTimeoutEnabled: true})
+			return redis.NewClient(bounded(nil))
 		}, true},
+		{"ContextTimeoutEnabled, RESP2", func() redis.UniversalClient {
+			return redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", ContextTimeoutEnabled: true, Protocol: 2})
+		}, true},
+		{"ContextTimeoutEnabled, maintenance notifications by default", func() redis.UniversalClient {
+			return redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", ContextTimeoutEnabled: true})
+		}, false},
 		{"ContextTimeoutEnabled, no socket timeouts (-1)", func() redis.UniversalClient {
-			return redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", ContextTimeoutEnabled: true, ReadTimeout: -1, WriteTimeout: -1})
+			return redis.NewClient(bounded(func(o *redis.Options) { o.ReadTimeout, o.WriteTimeout = -1, -1 }))
 		}, true},
 		{"ContextTimeoutEnabled, deadlines never set (-2)", func() redis.UniversalClient {
-			return redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", ContextTimeoutEnabled: true, ReadTimeout: -2})
+			return redis.NewClient(bounded(func(o *redis.Options) { o.ReadTimeout = -2 }))
 		}, false},
 		{"ContextTimeoutEnabled, writes never bounded (-2)", func() redis.UniversalClient {
-			return redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", ContextTimeoutEnabled: true, WriteTimeout: -2})
+			return redis.NewClient(bounded(func(o *redis.Options) { o.WriteTimeout = -2 }))
+		}, false},
+		{"ContextTimeoutEnabled, OnConnect", func() redis.UniversalClient {
+			return redis.NewClient(bounded(func(o *redis.Options) {
+				o.OnConnect = func(context.Context, *redis.Conn) error { return nil }
+			}))
+		}, false},
+		{"ContextTimeoutEnabled, credentials callback", func() redis.UniversalClient {
+			return redis.NewClient(bounded(func(o *redis.Options) {
+				o.CredentialsProvider = func() (string, string) { return "", "" }
+			}))
 		}, false},
 		{"Sentinel", func() redis.UniversalClient {
 			return redis.NewFailoverClient(&redis.FailoverOptions{
@@ -64,6 +81,20 @@ func TestGuardInlineOnlyForClientsThatEndCallsByDeadline(t *testing.T) {
 	if g := newTestGuard(t, newStubStore()); g.inline {
 		t.Error("a store that does not say it ends calls by their deadline runs inline")
 	}
+}
+
+// bounded returns the options of a client whose calls a guard runs
+// inline (ContextTimeoutEnabled, maintenance notifications off), changed
+// by opt.
+func bounded(opt func(*redis.Options)) *redis.Options {
+	o := &redis.Options{
+		Addr: "127.0.0.1:1", ContextTimeoutEnabled: true,
+		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
+	}
+	if opt != nil {
+		opt(o)
+	}
+	return o
 }
 
 type ctxKey struct{}
@@ -154,7 +185,9 @@ func TestGuardInlineTimeout(t *testing.T) {
 		t.Errorf("Failures = %d after a cancelled call, want still 1", st.Failures)
 	}
 
-	// A caller gone before the call starts: the store is not asked.
+	// A caller gone before the call starts: the store is not asked, and
+	// nothing is counted.
+	calls := g.Stats().Calls
 	reached := false
 	s.setFail(func(context.Context) error { reached = true; return nil })
 	_, err = g.Get(ctx, "k")
@@ -164,8 +197,8 @@ func TestGuardInlineTimeout(t *testing.T) {
 	if !errors.Is(err, context.Canceled) || Classify(err) != ClassCanceled || !strings.HasPrefix(err.Error(), "store: redis: get: ") {
 		t.Errorf("Get for a caller gone = %v (%v), want the caller's cancellation, named", err, Classify(err))
 	}
-	if st := g.Stats(); st.Failures != 1 || st.InFlight != 0 {
-		t.Errorf("Stats = %+v, want still 1 failure and nothing in flight", st)
+	if st := g.Stats(); st.Failures != 1 || st.InFlight != 0 || st.Calls != calls {
+		t.Errorf("Stats = %+v, want still 1 failure, %d calls and nothing in flight", st, calls)
 	}
 }
 
@@ -259,11 +292,11 @@ func TestGuardInlineBoundedByRealRedis(t *testing.T) {
 			name = "dialing"
 		}
 		t.Run(name, func(t *testing.T) {
-			rdb := redis.NewClient(&redis.Options{
-				Addr: srv.Addr(), DisableIdentity: true, ContextTimeoutEnabled: true,
-				ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, PoolTimeout: 10 * time.Second,
-				PoolSize: 1, MaxRetries: 3,
-			})
+			rdb := redis.NewClient(bounded(func(o *redis.Options) {
+				o.Addr, o.DisableIdentity = srv.Addr(), true
+				o.ReadTimeout, o.WriteTimeout, o.PoolTimeout = 10*time.Second, 10*time.Second, 10*time.Second
+				o.PoolSize, o.MaxRetries = 1, 3
+			}))
 			st, err := NewRedis(rdb)
 			if err != nil {
 				t.Fatal(err)
@@ -303,9 +336,17 @@ func TestGuardInlineBoundedByRealRedis(t *testing.T) {
 			if st := g.Stats(); st.InFlight != 0 || st.Timeouts != n {
 				t.Errorf("Stats = %+v, want %d timeouts and nothing left in flight", st, n)
 			}
+			// Back: a call succeeds again. The first ones may still time out
+			// (a new connection, a server catching up on a loaded machine):
+			// wait for one, bounded.
 			srv.Resume()
-			if err := g.Set(context.Background(), "k2", []byte("v"), time.Minute); err != nil {
-				t.Errorf("after resuming: %v", err)
+			for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+				if err = g.Set(context.Background(), "k2", []byte("v"), time.Minute); err == nil {
+					break
+				}
+			}
+			if err != nil {
+				t.Errorf("10 s after resuming: %v", err)
 			}
 		})
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/failsoft/failsoft/internal/redistest"
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 )
 
 // These tests run the guard and the hook against a real redis-server and
@@ -110,6 +111,7 @@ var itClients = []struct {
 	// caller's goroutine: the bound comes from the client's deadlines.
 	{"context deadlines, 10 s timeouts, 3 retries, one connection", func(o *redis.Options) {
 		o.ContextTimeoutEnabled = true
+		o.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 		o.ReadTimeout, o.WriteTimeout, o.MaxRetries = 10*time.Second, 10*time.Second, 3
 		o.PoolSize, o.PoolTimeout = 1, 10*time.Second
 	}},

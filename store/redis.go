@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 )
 
 // Redis is a [Store] over a caller-built redis.UniversalClient: a single
@@ -56,11 +57,14 @@ var (
 // The store does not own client: it never closes it, and the caller closes
 // it after the last use of the store. NewRedis does not contact the server.
 //
-// A *redis.Client built with ContextTimeoutEnabled (and read and write
-// timeouts other than -2) ends every call by its context's deadline, so a
-// [Guard] over the store runs calls on the caller's goroutine, which is
-// cheaper (see [Guard]); any hook on such a client must not block past the
-// context's deadline either.
+// A *redis.Client built with ContextTimeoutEnabled ends every call by its
+// context's deadline, so a [Guard] over the store runs calls on the
+// caller's goroutine, which is cheaper (see [Guard]), provided that its
+// read and write timeouts are not -2, it is not a Sentinel client, it has
+// no OnConnect, Limiter or credentials callback, and it speaks RESP2 or has
+// maintenance notifications disabled (MaintNotificationsConfig Mode
+// "disabled", as failsoft.New's cache client has). Any hook on such a
+// client must not block past the context's deadline either.
 func NewRedis(client redis.UniversalClient, opts ...RedisOption) (*Redis, error) {
 	if isNil(client) {
 		return nil, errors.New("store: NewRedis: nil redis client")
@@ -90,20 +94,31 @@ func newRedis(client redis.UniversalClient, c redisConfig) *Redis {
 // the call's context on its own, so that a [Guard] may run a call on its
 // caller's goroutine instead of waiting for it on another: a *redis.Client
 // built with ContextTimeoutEnabled, which sets its socket deadlines from
-// the context (and whose read and write timeouts do not turn deadlines off),
-// and waits for a pooled connection, dials and sleeps between retries only
-// until the context is done. A Sentinel client is excluded (its dialer asks
-// the sentinels through a client of their own, with settings of their own),
-// and so are Cluster and Ring clients, which route through clients of their
-// own. A hook added to the client must not block past the context's
-// deadline either.
+// the context (and whose read and write timeouts do not turn deadlines
+// off), and waits for a pooled connection, for a dial and between retries
+// only until the context is done. Excluded, because something on the
+// caller's goroutine would then wait by other clocks: a Sentinel client
+// (its dialer asks the sentinels through a client of their own), Cluster
+// and Ring clients (they route through clients of their own), a client
+// with an OnConnect, Limiter or credentials callback (user code run on the
+// call's goroutine), and a RESP3 client with maintenance notifications on
+// (go-redis drains push frames under read deadlines of its own, of seconds
+// while a maintenance event relaxes them). A hook added to the client must
+// not block past the context's deadline either.
 func endsByDeadline(client redis.UniversalClient) bool {
 	c, ok := client.(*redis.Client)
 	if !ok {
 		return false
 	}
 	o := c.Options()
-	return o.ContextTimeoutEnabled && o.ReadTimeout >= 0 && o.WriteTimeout >= 0 && o.Addr != failoverAddr
+	switch {
+	case !o.ContextTimeoutEnabled, o.ReadTimeout < 0, o.WriteTimeout < 0, o.Addr == failoverAddr:
+		return false
+	case o.OnConnect != nil, o.Limiter != nil, o.CredentialsProvider != nil,
+		o.CredentialsProviderContext != nil, o.StreamingCredentialsProvider != nil:
+		return false
+	}
+	return o.Protocol == 2 || o.MaintNotificationsConfig != nil && o.MaintNotificationsConfig.Mode == maintnotifications.ModeDisabled
 }
 
 // failoverAddr is the Addr go-redis gives the options of a Sentinel
