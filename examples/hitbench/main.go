@@ -12,9 +12,11 @@
 // and loads each in turn, in several alternating rounds, with a closed loop
 // of keep-alive connections from a net/http client in the same process, or
 // with wrk (-wrk PATH: one thread, which leaves more of the machine to the
-// servers and so shows their differences better). It prints requests/s,
-// p50 and p99 per app (medians over the rounds) and the ratios c/a and d/b
-// against the goal of 0.92. It starts its own redis-server on a
+// servers and so shows their differences better; words before the binary
+// are kept, so that "taskset -c 0 hitbench -wrk 'taskset -c 1 wrk'" gives
+// the servers and redis-server one CPU and wrk the other). It prints
+// requests/s, p50 and p99 per app (medians over the rounds) and the ratios
+// c/a and d/b against the goal of 0.92. It starts its own redis-server on a
 // free loopback port and sends traffic to 127.0.0.1 only.
 //
 //	go run ./examples/hitbench [-conns 32] [-duration 5s] [-rounds 3] [-body 1024]
@@ -65,7 +67,7 @@ func main() {
 	fs.IntVar(&cfg.rounds, "rounds", cfg.rounds, "alternating rounds; the report shows medians over them")
 	fs.IntVar(&cfg.bodySize, "body", cfg.bodySize, "size of the JSON answer in bytes")
 	fs.StringVar(&cfg.redisServer, "redis-server", "", "redis-server binary (default: $FAILSOFT_REDIS_SERVER, else redis-server on $PATH)")
-	fs.StringVar(&cfg.wrk, "wrk", "", "drive the load with this wrk binary (one thread, -conns connections) instead of the in-process client")
+	fs.StringVar(&cfg.wrk, "wrk", "", "drive the load with this wrk command (one thread, -conns connections) instead of the in-process client; words before the binary are kept, e.g. \"taskset -c 1 wrk\"")
 	fs.StringVar(&cfg.profileApp, "profile-app", cfg.profileApp, "the app (a, b, c or d) that -cpuprofile and -memprofile profile")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of one more run of the -profile-app app to this file")
 	fs.StringVar(&cfg.memProfile, "memprofile", "", "write allocation profiles around one more run of the -profile-app app to this file (and .base)")

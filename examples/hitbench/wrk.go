@@ -13,7 +13,8 @@ import (
 )
 
 // loadWrk runs wrk (one thread, conns connections, d rounded up to whole
-// seconds, as wrk takes) against url and returns what it measured. wrk
+// seconds, as wrk takes) against url and returns what it measured. wrk is
+// the command, with any words before it ("taskset -c 1 /usr/bin/wrk"). wrk
 // cannot check bodies or headers: failed counts its socket errors and
 // non-2xx answers; hits, when not nil, returns the app's cache hits so far,
 // and every request that did not add one counts as not hit. Allocations are
@@ -26,7 +27,9 @@ func loadWrk(ctx context.Context, wrk, url string, conns int, d time.Duration, h
 	}
 	var ms0, ms1 runtime.MemStats
 	runtime.ReadMemStats(&ms0)
-	cmd := exec.CommandContext(ctx, wrk, "-t1", "-c"+strconv.Itoa(conns), "-d"+strconv.Itoa(secs)+"s", "--latency", url)
+	// wrk may come with a prefix, as in "taskset -c 1 /usr/bin/wrk".
+	argv := append(strings.Fields(wrk), "-t1", "-c"+strconv.Itoa(conns), "-d"+strconv.Itoa(secs)+"s", "--latency", url)
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	out, err := cmd.CombinedOutput()
 	runtime.ReadMemStats(&ms1)
 	if err != nil {
