@@ -56,7 +56,7 @@ func run(ctx context.Context, cfg config, out io.Writer) (*result, error) {
 		runtime.NumCPU(), runtime.GOMAXPROCS(0), loadAvg(), runtime.Version(), runtime.GOOS, runtime.GOARCH, rs.Version(), rs.Addr())
 	if cfg.wrk != "" {
 		fmt.Fprintf(out, "load: %s, one thread (wrk cannot check bodies: failed = its errors and non-2xx; not hit = requests the app's cache did not count as hits)\n", cfg.wrk)
-		fmt.Fprintf(out, "note: wrk, the servers and redis-server share these %d CPUs; allocs/req are the servers' alone.\n", runtime.NumCPU())
+		fmt.Fprintf(out, "note: this process (the servers) and redis-server see %d CPUs, shared with wrk unless it is pinned elsewhere; allocs/req are the servers' alone.\n", runtime.NumCPU())
 	} else {
 		fmt.Fprintf(out, "note: the load generator (a net/http client in this process), the servers and redis-server share these %d CPUs;\n"+
 			"      the client's own cost is in every figure, so ratios understate the servers' differences.\n", runtime.NumCPU())
