@@ -41,8 +41,9 @@ func benchClientOpts(b *testing.B, hook redis.Hook, opt func(*redis.Options)) *r
 
 // BenchmarkRawGet is the baseline: a GET of a 1 KiB value over go-redis,
 // nothing in between.
-func BenchmarkRawGet(b *testing.B) {
-	rdb := benchClient(b, nil)
+func BenchmarkRawGet(b *testing.B) { benchRawGet(b, benchClient(b, nil)) }
+
+func benchRawGet(b *testing.B, rdb *redis.Client) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
@@ -71,13 +72,19 @@ func BenchmarkRedisGet(b *testing.B) {
 
 // BenchmarkGuardGet is the Redis store behind a guard, on the same kind of
 // client as BenchmarkRawGet.
-func BenchmarkGuardGet(b *testing.B) {
-	rdb := benchClient(b, nil)
+func BenchmarkGuardGet(b *testing.B) { benchGuardGet(b, benchClient(b, nil), false) }
+
+// benchGuardGet measures Gets through a guard over a Redis store on rdb,
+// which must run them inline or not as inline says.
+func benchGuardGet(b *testing.B, rdb *redis.Client, inline bool) {
 	st, err := NewRedis(rdb)
 	if err != nil {
 		b.Fatal(err)
 	}
 	g := newTestGuard(b, st)
+	if g.inline != inline {
+		b.Fatalf("guard runs inline: %v, want %v", g.inline, inline)
+	}
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
@@ -98,36 +105,13 @@ func contextTimeouts(o *redis.Options) {
 // BenchmarkRawGetContextTimeouts is BenchmarkRawGet on a client with
 // ContextTimeoutEnabled: the baseline of BenchmarkGuardGetInline.
 func BenchmarkRawGetContextTimeouts(b *testing.B) {
-	rdb := benchClientOpts(b, nil, contextTimeouts)
-	ctx := context.Background()
-	b.ReportAllocs()
-	for b.Loop() {
-		v, err := rdb.Get(ctx, DefaultPrefix+"k").Bytes()
-		if err != nil || len(v) != len(benchValue) {
-			b.Fatalf("GET: %d bytes, %v", len(v), err)
-		}
-	}
+	benchRawGet(b, benchClientOpts(b, nil, contextTimeouts))
 }
 
 // BenchmarkGuardGetInline is BenchmarkGuardGet on a client with
 // ContextTimeoutEnabled: the guard runs each call on the caller's goroutine.
 func BenchmarkGuardGetInline(b *testing.B) {
-	rdb := benchClientOpts(b, nil, contextTimeouts)
-	st, err := NewRedis(rdb)
-	if err != nil {
-		b.Fatal(err)
-	}
-	g := newTestGuard(b, st)
-	if !g.inline {
-		b.Fatal("guard does not run inline")
-	}
-	ctx := context.Background()
-	b.ReportAllocs()
-	for b.Loop() {
-		if v, err := g.Get(ctx, "k"); err != nil || len(v) != len(benchValue) {
-			b.Fatalf("Get: %d bytes, %v", len(v), err)
-		}
-	}
+	benchGuardGet(b, benchClientOpts(b, nil, contextTimeouts), true)
 }
 
 // BenchmarkGuardGetParallel is BenchmarkGuardGet from GOMAXPROCS goroutines.
