@@ -38,19 +38,7 @@ func TestDrillSmoke(t *testing.T) {
 		{phaseKilled, 2 * time.Second},
 		{phaseRestarted, goalKeysBack}, // long enough to see the goal met or missed
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-
-	var out bytes.Buffer
-	res, err := run(ctx, cfg, &out)
-	t.Logf("drill output:\n%s", out.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	if len(res.phases) != len(cfg.phases) {
-		t.Fatalf("%d phases measured, want %d", len(res.phases), len(cfg.phases))
-	}
+	res, _ := runDrill(t, cfg)
 	for _, p := range res.phases {
 		if p.requests == 0 {
 			t.Errorf("phase %s: no request completed", p.name)
@@ -94,18 +82,7 @@ func TestDrillColdSmoke(t *testing.T) {
 		{phaseKilled, time.Second},
 		{phaseRestarted, 3 * time.Second},
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-
-	var out bytes.Buffer
-	res, err := run(ctx, cfg, &out)
-	t.Logf("drill output:\n%s", out.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(res.phases) != len(cfg.phases) {
-		t.Fatalf("%d phases measured, want %d", len(res.phases), len(cfg.phases))
-	}
+	res, out := runDrill(t, cfg)
 	var overloads float64
 	for _, p := range res.phases {
 		if p.requests == 0 {
@@ -124,7 +101,7 @@ func TestDrillColdSmoke(t *testing.T) {
 	if want := int((restarted.start + restarted.dur - res.redisBack) / time.Second); len(r.seconds) != want || r.back != res.redisBack {
 		t.Errorf("recovery judged %d seconds from %v, want %d from %v", len(r.seconds), r.back, want, res.redisBack)
 	}
-	if !strings.Contains(out.String(), "cold-key goals") || !strings.Contains(out.String(), "goodput back within 10s") {
+	if !strings.Contains(out, "cold-key goals") || !strings.Contains(out, "goodput back within 10s") {
 		t.Errorf("no cold-key goals in the output")
 	}
 }
@@ -411,4 +388,22 @@ func TestSummarizeCold(t *testing.T) {
 			t.Errorf("goal %q met, want missed (%s)", g.name, g.detail)
 		}
 	}
+}
+
+// runDrill runs the drill with cfg, logs its output and checks that every
+// phase was measured.
+func runDrill(t *testing.T, cfg config) (*result, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var out bytes.Buffer
+	res, err := run(ctx, cfg, &out)
+	t.Logf("drill output:\n%s", out.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.phases) != len(cfg.phases) {
+		t.Fatalf("%d phases measured, want %d", len(res.phases), len(cfg.phases))
+	}
+	return res, out.String()
 }
