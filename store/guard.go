@@ -434,11 +434,14 @@ func (g *Guard) do(parent context.Context, o op, key string, value []byte, ttl t
 		r.err = errs.timeout
 	default:
 		class = Classify(r.err)
+		if !class.Outage() {
+			break
+		}
 		// A socket timeout at a deadline can be seen a moment before the
 		// context's timer marks it done: the clock decides.
 		callerGone := parent.Err() != nil || expired(parent)
 		switch {
-		case g.inline && class.Outage() && callerGone:
+		case g.inline && callerGone:
 			// The store saw only the deadline: say why the caller's call ended.
 			class = ClassCanceled
 			err := parent.Err()
@@ -446,7 +449,7 @@ func (g *Guard) do(parent context.Context, o op, key string, value []byte, ttl t
 				err = context.DeadlineExceeded
 			}
 			r.err = fmt.Errorf("store: %s: %s: %w", g.opts.name, opNames[o], err)
-		case class.Outage() && callerGone:
+		case callerGone:
 			class = ClassCanceled // failed because the caller gave up
 		case class == ClassTimeout && (ctx.Err() != nil || expired(ctx)) && (g.inline || errors.Is(r.err, context.DeadlineExceeded)):
 			r.err = errs.timeout // the store gave up at our deadline: say so
