@@ -89,8 +89,9 @@ func (cc *cacheControl) directive(elem string) {
 	name, arg, hasArg := strings.Cut(elem, "=")
 	// The grammar has no whitespace around "=" (RFC 9111 §5.2): with it,
 	// the argument is invalid ("max-age =60" is not max-age=60).
-	spaced := hasArg && (trimOWS(name) != name || trimOWS(arg) != arg)
-	name, arg = trimOWS(name), trimOWS(arg)
+	trimmedName, trimmedArg := trimOWS(name), trimOWS(arg)
+	spaced := hasArg && (trimmedName != name || trimmedArg != arg)
+	name, arg = trimmedName, trimmedArg
 	if !isToken(name) {
 		cc.sloppy(elem)
 		return

@@ -261,6 +261,12 @@ func (c *Cache) writeEntry(w http.ResponseWriter, r *http.Request, e *entry, age
 	}
 	vals = appendField(dst, "Age", vals, age)
 	appendField(dst, "Cache-Status", vals, cs)
+	writeStatusBody(w, r, e)
+}
+
+// writeStatusBody sends e's status and, unless the request or the status
+// rules it out, its body.
+func writeStatusBody(w http.ResponseWriter, r *http.Request, e *entry) {
 	w.WriteHeader(e.Status)
 	if r.Method != http.MethodHead && len(e.Body) > 0 && bodyAllowed(e.Status) {
 		_, _ = w.Write(e.Body)
@@ -283,10 +289,7 @@ func (c *Cache) writeOwned(w http.ResponseWriter, r *http.Request, e *entry, age
 	e.spare[0], e.spare[1] = age, cs
 	dst["Age"] = e.spare[0:1:1]
 	dst["Cache-Status"] = e.spare[1:2:2]
-	w.WriteHeader(e.Status)
-	if r.Method != http.MethodHead && len(e.Body) > 0 && bodyAllowed(e.Status) {
-		_, _ = w.Write(e.Body)
-	}
+	writeStatusBody(w, r, e)
 }
 
 // appendField appends values to vals and sets them as h[k], capacity

@@ -406,21 +406,21 @@ func (g *Guard) do(parent context.Context, o op, key string, value []byte, ttl t
 	g.nCalls.Add(1)
 
 	var (
-		ctx context.Context
-		r   result
-		cut bool
+		ctx    context.Context
+		cancel context.CancelFunc
+		r      result
+		cut    bool
 	)
 	if g.inline {
-		var cancel context.CancelFunc
 		ctx, cancel, r = g.runInline(parent, o, key, value, ttl)
-		if cancel != nil {
-			defer cancel() // after the result is classified by ctx
-		}
 	} else {
-		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(parent, g.opts.opTimeout)
-		defer cancel() // the caller stops waiting: the store need not go on
 		r, cut = g.runAside(ctx, o, key, value, ttl)
+	}
+	if cancel != nil {
+		// After the result is classified by ctx; on the goroutine path it
+		// also tells an abandoned call that nobody waits for it any more.
+		defer cancel()
 	}
 
 	var class Class
