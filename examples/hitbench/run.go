@@ -119,7 +119,7 @@ func run(ctx context.Context, cfg config, out io.Writer) (*result, error) {
 		if i < 0 {
 			return res, fmt.Errorf("-profile-app %q: no such app", cfg.profileApp)
 		}
-		if err := profile(ctx, cfg, client, apps[i], int64(len(body)), out, measure); err != nil {
+		if err := profile(cfg, apps[i], out, measure); err != nil {
 			return res, err
 		}
 	}
@@ -230,7 +230,7 @@ func report(out io.Writer, res *result) {
 
 // profile runs app c once more for cfg.duration with the CPU profile on
 // and the allocation profile written before and after.
-func profile(ctx context.Context, cfg config, client *http.Client, a *app, bodyLen int64, out io.Writer, measure func(*app, time.Duration) (round, error)) error {
+func profile(cfg config, a *app, out io.Writer, measure func(*app, time.Duration) (round, error)) error {
 	if cfg.memProfile != "" {
 		if err := writeHeap(cfg.memProfile + ".base"); err != nil {
 			return err
