@@ -228,8 +228,8 @@ func report(out io.Writer, res *result) {
 	fmt.Fprintf(out, "load average at the end: %s\n", loadAvg())
 }
 
-// profile runs app c once more for cfg.duration with the CPU profile on
-// and the allocation profile written before and after.
+// profile runs app a once more for cfg.duration, loaded by measure, with
+// the CPU profile on and the allocation profile written before and after.
 func profile(cfg config, a *app, out io.Writer, measure func(*app, time.Duration) (round, error)) error {
 	if cfg.memProfile != "" {
 		if err := writeHeap(cfg.memProfile + ".base"); err != nil {
