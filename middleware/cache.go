@@ -48,6 +48,7 @@ type Cache struct {
 	refreshes refresher   // stale-while-revalidate
 	w         writeBehind // store writes, read-your-writes and invalidations
 	budget    *missBudget // WithMissBudget; nil when off
+	primaries *keyMemo    // primary keys of recent key material
 
 	closed atomic.Bool
 	st     counters
@@ -79,6 +80,7 @@ func New(s store.Store, opts ...Option) (*Cache, error) {
 		cs:        newCacheStatus(o.name),
 		refreshes: newRefresher(o.maxRefreshes, o.refreshTimeout),
 		budget:    newMissBudget(o.missBudget, o.missBudgetWait, o.missBudgetMode),
+		primaries: newKeyMemo(),
 	}
 	c.w = writeBehind{
 		store:        s,

@@ -64,6 +64,19 @@ type entry struct {
 	// decodeOwned), is room for the Age and Cache-Status values it is
 	// served with, so that a fresh hit on it allocates no header slices.
 	spare *[2]string
+	// runs and flat, set only on an entry decoded to be kept (see
+	// entryDecoder), are its header values in one slice and, per field,
+	// the name and the end of its values in flat: a fresh hit copies flat
+	// in one piece and walks runs instead of the map (see writeKept).
+	runs []headerRun
+	flat []string
+}
+
+// headerRun is one field of a kept entry's header: its values are
+// flat[previous run's end:end].
+type headerRun struct {
+	name string
+	end  int
 }
 
 // setLifetimes sets e's times for a response stored at now, age old when
@@ -194,23 +207,33 @@ func encodeEntry(dst []byte, e *entry) []byte {
 // never writes into b); header names and values are copied out of b. A
 // response entry always has a non-nil Header.
 func decodeEntry(b []byte, maxBody int) (*entry, error) {
-	return decode(b, maxBody, false)
+	return decode(b, maxBody, useShared)
 }
 
 // decodeOwned is decodeEntry for an entry that one request alone will
 // use: a response entry also gets [entry.spare], in the same allocation.
 func decodeOwned(b []byte, maxBody int) (*entry, error) {
-	return decode(b, maxBody, true)
+	return decode(b, maxBody, useOwned)
 }
 
-func decode(b []byte, maxBody int, owned bool) (*entry, error) {
+// entryUse is what a decoded entry is for, which decides what it carries
+// beyond its fields.
+type entryUse uint8
+
+const (
+	useShared entryUse = iota // read-only, no extras
+	useOwned                  // one request's alone: entry.spare
+	useKept                   // kept decoded by a store: entry.runs and entry.flat
+)
+
+func decode(b []byte, maxBody int, use entryUse) (*entry, error) {
 	if len(b) < len(entryMagic)+2 || string(b[:len(entryMagic)]) != entryMagic {
 		return nil, fmt.Errorf("%w: no magic", errBadEntry)
 	}
 	if v := b[len(entryMagic)]; v != entryVersion {
 		return nil, fmt.Errorf("%w: version %d, want %d", errBadEntry, v, entryVersion)
 	}
-	d := decoder{b: b, off: len(entryMagic) + 2, owned: owned}
+	d := decoder{b: b, off: len(entryMagic) + 2, use: use}
 	var e *entry
 	switch kind := entryKind(b[len(entryMagic)+1]); kind {
 	case kindResponse:
@@ -267,7 +290,7 @@ type entryDecoder struct{ maxBody int }
 // Decode decodes b with [decodeEntry]; the weight is the entry's
 // [entry.decodedWeight].
 func (d entryDecoder) Decode(b []byte) (any, int, error) {
-	e, err := decodeEntry(b, d.maxBody)
+	e, err := decode(b, d.maxBody, useKept)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -298,7 +321,7 @@ func (e *entry) decodedWeight() int {
 	for _, n := range e.VaryHeaders {
 		w += int(unsafe.Sizeof("")) + len(n)
 	}
-	return w
+	return w + cap(e.runs)*int(unsafe.Sizeof(headerRun{}))
 }
 
 // decoder reads b from off; the first error sticks and every later read
@@ -307,7 +330,7 @@ type decoder struct {
 	b     []byte
 	off   int
 	err   error
-	owned bool // decode a response into an ownedValues (see decodeOwned)
+	use   entryUse
 }
 
 func (d *decoder) fail(what string) {
@@ -431,7 +454,7 @@ func (d *decoder) response(maxBody int) *entry {
 
 	// Second pass over the validated section: no checks can fail.
 	var ev *entryValues
-	if d.owned {
+	if d.use == useOwned {
 		ov := &ownedValues{entryValues: entryValues{entry: entry{Kind: kindResponse, Status: status}}}
 		ov.entry.spare = &ov.spare
 		ev = &ov.entryValues
@@ -446,18 +469,21 @@ func (d *decoder) response(maxBody int) *entry {
 		if lines > inlineValues {
 			values = make([]string, lines)
 		}
+		if d.use == useKept {
+			e.flat, e.runs = values[:lines:lines], make([]headerRun, 0, names)
+		}
 		d.off = start
 		first, runName := 0, ""
 		for i := range lines {
 			name := d.sectionString(section, start)
 			values[i] = d.sectionString(section, start)
 			if i > 0 && name != runName {
-				e.Header[runName] = values[first:i:i]
+				e.addField(runName, values, first, i)
 				first = i
 			}
 			runName = name
 		}
-		e.Header[runName] = values[first:lines:lines]
+		e.addField(runName, values, first, lines)
 	}
 
 	if n > 0 {
@@ -465,6 +491,15 @@ func (d *decoder) response(maxBody int) *entry {
 	}
 	d.off = bodyEnd
 	return e
+}
+
+// addField sets the decoded field name to values[start:end] (capacity
+// clipped), and records it in e.runs when e is to be kept.
+func (e *entry) addField(name string, values []string, start, end int) {
+	e.Header[name] = values[start:end:end]
+	if e.runs != nil {
+		e.runs = append(e.runs, headerRun{name: name, end: end})
+	}
 }
 
 // sectionString reads a length-prefixed string that a first pass

@@ -401,3 +401,72 @@ func TestEntryDecodeAllocBound(t *testing.T) {
 		})
 	}
 }
+
+// TestEntryKeptFields checks that an entry decoded to be kept sets, through
+// writeKept, exactly its header fields plus Age and Cache-Status, each
+// field's values in order and in a slice of their own; and that other
+// decodes carry no runs.
+func TestEntryKeptFields(t *testing.T) {
+	headers := []http.Header{
+		{},
+		{"Content-Type": {"application/json"}},
+		sampleEntry().Header,
+		{"A": {"1"}, "B": {"2", "3", "4"}, "C": {""}, "D": {"5"}, "E": {"6", "7"}, "F": {"8"}}, // 9 values: past inlineValues
+		{"Age": {"99"}, "Cache-Status": {"other"}, "X": {"y"}},                                    // stored ones are replaced
+	}
+	for i, h := range headers {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			e := sampleEntry()
+			e.Header = h
+			b := encodeEntry(nil, e)
+			for _, use := range []entryUse{useShared, useOwned} {
+				d, err := decode(b, -1, use)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if d.runs != nil || d.flat != nil {
+					t.Errorf("use %d: runs %v, flat %q; want none", use, d.runs, d.flat)
+				}
+			}
+			kept, err := decode(b, -1, useKept)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(h) > 0 && kept.runs == nil {
+				t.Fatal("a kept entry with header fields has no runs")
+			}
+			if kept.runs == nil {
+				return // writeEntry walks the (empty) map
+			}
+			dst := http.Header{"Outer": {"kept"}}
+			writeKept(dst, kept, "7", "fs; hit")
+			want := http.Header{"Outer": {"kept"}}
+			for k, v := range h {
+				want[k] = v
+			}
+			want["Age"], want["Cache-Status"] = []string{"7"}, []string{"fs; hit"}
+			if len(dst) != len(want) {
+				t.Fatalf("fields %q, want %q", dst, want)
+			}
+			for k, v := range want {
+				if !slices.Equal(dst[k], v) {
+					t.Errorf("%s = %q, want %q", k, dst[k], v)
+				}
+				if got := dst[k]; len(got) != cap(got) {
+					t.Errorf("%s: capacity %d over its %d values: an append would write into another field", k, cap(got), len(got))
+				}
+			}
+			// Writing into the fields set must not reach the entry.
+			for _, v := range dst {
+				for j := range v {
+					v[j] = "scribbled"
+				}
+			}
+			for k, v := range h {
+				if !slices.Equal(kept.Header[k], v) {
+					t.Errorf("entry's %s = %q after a write into the served fields, want %q", k, kept.Header[k], v)
+				}
+			}
+		})
+	}
+}

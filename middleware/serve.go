@@ -146,7 +146,7 @@ func (c *Cache) bypass(w http.ResponseWriter, r *http.Request, next http.Handler
 // lookup's material is set only when a Vary marker needed it: the caller
 // sets it ([lookup.setMaterial]) where the request goes on past a hit.
 func (c *Cache) lookup(r *http.Request, material []byte) lookup {
-	lk := lookup{primary: hashKeyBytes(material)}
+	lk := lookup{primary: c.primaries.key(material)}
 	lk.key = lk.primary
 	lk.e, lk.fwd, lk.detail = c.get(r.Context(), lk.primary)
 	if lk.e != nil && lk.e.Kind == kindVary {
@@ -254,6 +254,11 @@ func (c *Cache) writeEntry(w http.ResponseWriter, r *http.Request, e *entry, age
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
+	if e.runs != nil {
+		writeKept(dst, e, age, cs)
+		writeStatusBody(w, r, e)
+		return
+	}
 	// Room for one value per field: appendField grows vals for more.
 	vals := make([]string, 0, len(e.Header)+2)
 	for k, v := range e.Header {
@@ -262,6 +267,24 @@ func (c *Cache) writeEntry(w http.ResponseWriter, r *http.Request, e *entry, age
 	vals = appendField(dst, "Age", vals, age)
 	appendField(dst, "Cache-Status", vals, cs)
 	writeStatusBody(w, r, e)
+}
+
+// writeKept sets the header fields of an entry decoded to be kept
+// (entry.runs is set), with Age and Cache-Status, in dst: the values
+// copied into one slice in one piece, the fields set from the entry's runs
+// without walking its map.
+func writeKept(dst http.Header, e *entry, age, cs string) {
+	n := len(e.flat)
+	vals := make([]string, n+2)
+	copy(vals, e.flat)
+	start := 0
+	for _, f := range e.runs {
+		dst[f.name] = vals[start:f.end:f.end]
+		start = f.end
+	}
+	vals[n], vals[n+1] = age, cs
+	dst["Age"] = vals[n : n+1 : n+1]
+	dst["Cache-Status"] = vals[n+1 : n+2 : n+2]
 }
 
 // writeStatusBody sends e's status and, unless the request or the status
