@@ -19,6 +19,10 @@ type round struct {
 	p50, p99  time.Duration
 	allocs    float64 // heap allocations per request, client and server together
 	redisCmds float64 // commands redis-server processed per request
+	// cpu is this process's CPU time (user and system) per request: the
+	// servers' alone under wrk, the client's too with the in-process
+	// client. redisCPU is redis-server's, from INFO.
+	cpu, redisCPU time.Duration
 }
 
 // rps returns the requests per second of the round.
@@ -60,6 +64,7 @@ func load(ctx context.Context, client *http.Client, url string, conns int, d tim
 	workers := make([]worker, conns)
 	var ms0, ms1 runtime.MemStats
 	runtime.ReadMemStats(&ms0)
+	cpu0 := processCPU()
 	start := time.Now()
 	end := start.Add(d)
 	var wg sync.WaitGroup
@@ -96,6 +101,7 @@ func load(ctx context.Context, client *http.Client, url string, conns int, d tim
 	}
 	wg.Wait()
 	r := round{elapsed: time.Since(start)}
+	cpu := processCPU() - cpu0
 	runtime.ReadMemStats(&ms1)
 
 	var all []time.Duration
@@ -110,6 +116,7 @@ func load(ctx context.Context, client *http.Client, url string, conns int, d tim
 		r.p50 = all[len(all)*50/100]
 		r.p99 = all[min(len(all)*99/100, len(all)-1)]
 		r.allocs = float64(ms1.Mallocs-ms0.Mallocs) / float64(r.requests)
+		r.cpu = cpu / time.Duration(r.requests)
 	}
 	return r
 }

@@ -95,6 +95,10 @@ type result struct {
 	rounds [][]round
 	// ratios are c/a and d/b of the median requests/s.
 	inProcess, redisHit float64
+	// cpu ratios are a/c and b/d of the median CPU time per request (b and
+	// d with redis-server's): the throughput ratios a machine that only
+	// served these apps would show.
+	cpuInProcess, cpuRedisHit float64
 }
 
 // goal is the bar for both ratios.

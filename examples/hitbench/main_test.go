@@ -58,6 +58,11 @@ func TestHitbenchSmoke(t *testing.T) {
 			if r.requests == 0 || r.rps() <= 0 || r.p50 <= 0 || r.p99 < r.p50 {
 				t.Errorf("%s round %d: %d requests, %.0f/s, p50 %v, p99 %v", name, j+1, r.requests, r.rps(), r.p50, r.p99)
 			}
+			// Every request costs this process CPU; b and d cost
+			// redis-server some too (one GET each).
+			if r.cpu <= 0 || (i == 1 || i == 3) && r.redisCPU <= 0 {
+				t.Errorf("%s round %d: CPU per request %v, redis-server's %v", name, j+1, r.cpu, r.redisCPU)
+			}
 			if r.failed != 0 {
 				t.Errorf("%s round %d: %d of %d requests failed", name, j+1, r.failed, r.requests)
 			}
@@ -77,7 +82,7 @@ func TestHitbenchSmoke(t *testing.T) {
 			t.Errorf("%s: %.3f Redis commands per request, want within [%v, %v]", res.apps[i], got, want.lo, want.hi)
 		}
 	}
-	for name, r := range map[string]float64{"c/a": res.inProcess, "d/b": res.redisHit} {
+	for name, r := range map[string]float64{"c/a": res.inProcess, "d/b": res.redisHit, "a/c  CPU": res.cpuInProcess, "b/d  CPU": res.cpuRedisHit} {
 		if !(r > 0) || math.IsInf(r, 0) {
 			t.Errorf("ratio %s = %v, want a positive number", name, r)
 		}

@@ -94,14 +94,16 @@ func run(ctx context.Context, cfg config, out io.Writer) (*result, error) {
 		for j := range apps { // each round starts with the next app: no app always runs first
 			i := (r + j) % len(apps)
 			a := apps[i]
-			cmds0 := redisCommands(ctx, admin)
+			rs0 := redisStats(ctx, admin)
 			rd, err := measure(a, cfg.duration)
 			if err != nil {
 				fmt.Fprintln(out)
 				return nil, err
 			}
 			if rd.requests > 0 {
-				rd.redisCmds = float64(redisCommands(ctx, admin)-cmds0-1) / float64(rd.requests) // -1: the INFO itself
+				rs1 := redisStats(ctx, admin)
+				rd.redisCmds = float64(rs1.commands-rs0.commands-1) / float64(rd.requests) // -1: the INFO itself
+				rd.redisCPU = (rs1.cpu - rs0.cpu) / time.Duration(rd.requests)
 			}
 			res.rounds[i] = append(res.rounds[i], rd)
 			fmt.Fprintf(out, "  %s %s/s", a.id, thousands(rd.rps()))
@@ -126,20 +128,34 @@ func run(ctx context.Context, cfg config, out io.Writer) (*result, error) {
 	return res, nil
 }
 
-// redisCommands returns redis-server's total_commands_processed, or 0 when
-// INFO fails.
-func redisCommands(ctx context.Context, rdb *redis.Client) int64 {
-	s, err := rdb.Info(ctx, "stats").Result()
+// redisCounters are the counters hitbench reads from redis-server's INFO.
+type redisCounters struct {
+	commands int64         // total_commands_processed
+	cpu      time.Duration // used_cpu_user + used_cpu_sys
+}
+
+// redisStats returns redis-server's counters; zero ones when INFO fails.
+func redisStats(ctx context.Context, rdb *redis.Client) redisCounters {
+	var c redisCounters
+	s, err := rdb.Info(ctx, "stats", "cpu").Result()
 	if err != nil {
-		return 0
+		return c
 	}
 	for line := range strings.Lines(s) {
-		if v, ok := strings.CutPrefix(line, "total_commands_processed:"); ok {
-			n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-			return n
+		name, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok {
+			continue
+		}
+		switch name {
+		case "total_commands_processed":
+			c.commands, _ = strconv.ParseInt(v, 10, 64)
+		case "used_cpu_user", "used_cpu_sys":
+			if secs, err := strconv.ParseFloat(v, 64); err == nil {
+				c.cpu += time.Duration(secs * float64(time.Second))
+			}
 		}
 	}
-	return 0
+	return c
 }
 
 // median returns the median of the rounds by f (the upper one of two).
@@ -164,7 +180,7 @@ func report(out io.Writer, res *result) {
 	for _, name := range res.apps {
 		width = max(width, len(name))
 	}
-	fmt.Fprintf(tw, "%-*s\trequests/s\tp50\tp99\tallocs/req\tredis cmds/req\tfailed\tnot hit\t\n", width, "app")
+	fmt.Fprintf(tw, "%-*s\trequests/s\tp50\tp99\tcpu/req\tredis cpu/req\tallocs/req\tredis cmds/req\tfailed\tnot hit\t\n", width, "app")
 	for i, name := range res.apps {
 		rs := res.rounds[i]
 		var failed, notHit int
@@ -172,16 +188,19 @@ func report(out io.Writer, res *result) {
 			failed += r.failed
 			notHit += r.notHit
 		}
-		fmt.Fprintf(tw, "%-*s\t%s\t%s\t%s\t%.1f\t%.2f\t%d\t%d\t\n", width, name,
+		fmt.Fprintf(tw, "%-*s\t%s\t%s\t%s\t%s\t%s\t%.1f\t%.2f\t%d\t%d\t\n", width, name,
 			thousands(median(rs, rps)),
 			micros(median(rs, func(r round) float64 { return float64(r.p50) })),
 			micros(median(rs, func(r round) float64 { return float64(r.p99) })),
+			microsFine(median(rs, func(r round) float64 { return float64(r.cpu) })),
+			microsFine(median(rs, func(r round) float64 { return float64(r.redisCPU) })),
 			median(rs, func(r round) float64 { return r.allocs }),
 			median(rs, func(r round) float64 { return r.redisCmds }),
 			failed, notHit)
 	}
 	tw.Flush()
-	fmt.Fprintln(out, "(medians over the rounds; allocs/req counts client and server; failed and not hit are totals)")
+	fmt.Fprintln(out, "(medians over the rounds; cpu/req and allocs/req are this process's: the servers', and the client's too unless wrk drives the load;")
+	fmt.Fprintln(out, " redis cpu/req is redis-server's; failed and not hit are totals)")
 
 	ratio := func(num, den int) float64 {
 		d := median(res.rounds[den], rps)
@@ -225,6 +244,20 @@ func report(out io.Writer, res *result) {
 		res.inProcess, goal, verdict(res.inProcess, 2), perRound(2, 0))
 	fmt.Fprintf(out, "d/b  Redis hit vs bare go-redis GET:      %.3f  (goal >= %.2f: %s; per round: %s)\n",
 		res.redisHit, goal, verdict(res.redisHit, 3), perRound(3, 1))
+	// CPU per request, the inverse of throughput on a machine that only
+	// served: less sensitive than requests/s to what else the machine runs.
+	cpu := func(r round) float64 { return float64(r.cpu) }
+	cpuRedis := func(r round) float64 { return float64(r.cpu + r.redisCPU) }
+	cpuRatio := func(num, den int, f func(round) float64) float64 {
+		d := median(res.rounds[den], f)
+		if d == 0 {
+			return 0
+		}
+		return median(res.rounds[num], f) / d
+	}
+	res.cpuInProcess, res.cpuRedisHit = cpuRatio(0, 2, cpu), cpuRatio(1, 3, cpuRedis)
+	fmt.Fprintf(out, "a/c  CPU per request, bare handler / in-process hit:             %.3f\n", res.cpuInProcess)
+	fmt.Fprintf(out, "b/d  CPU per request with redis-server's, bare GET / Redis hit:  %.3f\n", res.cpuRedisHit)
 	fmt.Fprintf(out, "load average at the end: %s\n", loadAvg())
 }
 
@@ -281,6 +314,12 @@ func thousands(v float64) string {
 		s = s[:i] + "," + s[i:]
 	}
 	return s
+}
+
+// microsFine formats nanoseconds as microseconds with two decimals:
+// "3.41µs".
+func microsFine(ns float64) string {
+	return strconv.FormatFloat(ns/1e3, 'f', 2, 64) + "µs"
 }
 
 // micros formats nanoseconds as microseconds: "412µs".

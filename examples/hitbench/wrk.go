@@ -27,10 +27,12 @@ func loadWrk(ctx context.Context, wrk, url string, conns int, d time.Duration, h
 	}
 	var ms0, ms1 runtime.MemStats
 	runtime.ReadMemStats(&ms0)
+	cpu0 := processCPU()
 	// wrk may come with a prefix, as in "taskset -c 1 /usr/bin/wrk".
 	argv := append(strings.Fields(wrk), "-t1", "-c"+strconv.Itoa(conns), "-d"+strconv.Itoa(secs)+"s", "--latency", url)
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	out, err := cmd.CombinedOutput()
+	cpu := processCPU() - cpu0
 	runtime.ReadMemStats(&ms1)
 	if err != nil {
 		return round{}, fmt.Errorf("%s: %w\n%s", cmd, err, out)
@@ -41,6 +43,7 @@ func loadWrk(ctx context.Context, wrk, url string, conns int, d time.Duration, h
 	}
 	if r.requests > 0 {
 		r.allocs = float64(ms1.Mallocs-ms0.Mallocs) / float64(r.requests)
+		r.cpu = cpu / time.Duration(r.requests)
 	}
 	if hits != nil {
 		if got := int(hits() - h0); got < r.requests {
