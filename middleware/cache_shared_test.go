@@ -1,12 +1,16 @@
 package middleware
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/failsoft/failsoft/internal/decoded"
 	"github.com/failsoft/failsoft/store"
 )
 
@@ -34,8 +38,8 @@ func TestCacheSharedEntryIsShared(t *testing.T) {
 	h := c.Handler(newOrigin(200, "body", "Cache-Control", "max-age=60"))
 	do(c, h, "GET", "http://example.com/a")
 	key := hashKey(DefaultKey(httptest.NewRequest("GET", "http://example.com/a", nil)))
-	e1, err1 := c.read(t.Context(), key)
-	e2, err2 := c.read(t.Context(), key)
+	e1, err1 := c.read(t.Context(), key, c.now())
+	e2, err2 := c.read(t.Context(), key, c.now())
 	if err1 != nil || err2 != nil {
 		t.Fatalf("read: %v, %v", err1, err2)
 	}
@@ -129,7 +133,7 @@ func TestCacheSharedHeaderNotAliased(t *testing.T) {
 	do(c, h, "GET", "http://example.com/a")
 	w := do(c, h, "GET", "http://example.com/a")
 	key := hashKey(DefaultKey(httptest.NewRequest("GET", "http://example.com/a", nil)))
-	e, err := c.read(t.Context(), key)
+	e, err := c.read(t.Context(), key, c.now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,6 +247,58 @@ func TestCacheSharedHitFields(t *testing.T) {
 			}
 			if got := w.Header().Values("Age"); len(got) != 1 || got[0] != tt.age {
 				t.Errorf("Age %q, want %q", got, tt.age)
+			}
+		})
+	}
+}
+
+// nowRecorder is an in-process store that records the clock reading each
+// GetDecoded is given.
+type nowRecorder struct {
+	*store.Memory
+	mu   sync.Mutex
+	nows []time.Time
+}
+
+func (s *nowRecorder) GetDecoded(ctx context.Context, key string, d decoded.Decoder, now time.Time) (any, error) {
+	s.mu.Lock()
+	s.nows = append(s.nows, now)
+	s.mu.Unlock()
+	return s.Memory.GetDecoded(ctx, key, d, now)
+}
+
+// TestCacheGivesStoreItsClock checks that the cache hands an in-process
+// store its reading of the system clock, taken for the request, and hands
+// none (the zero Time) when its clock is another (WithClock).
+func TestCacheGivesStoreItsClock(t *testing.T) {
+	for _, custom := range []bool{false, true} {
+		t.Run(fmt.Sprint("custom clock ", custom), func(t *testing.T) {
+			s := &nowRecorder{Memory: newSharedMemory(t)}
+			var opts []Option
+			fake := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+			if custom {
+				opts = append(opts, WithClock(func() time.Time { return fake }))
+			}
+			c := newTestCache(t, s, opts...)
+			h := c.Handler(newOrigin(200, "x", "Cache-Control", "max-age=60"))
+			before := time.Now()
+			do(c, h, "GET", "http://example.com/now")
+			after := time.Now()
+			if w := do(c, h, "GET", "http://example.com/now"); w.Code != 200 {
+				t.Fatalf("status %d", w.Code)
+			}
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if len(s.nows) < 2 {
+				t.Fatalf("%d GetDecoded calls, want 2 or more", len(s.nows))
+			}
+			for i, now := range s.nows {
+				switch {
+				case custom && !now.IsZero():
+					t.Errorf("call %d: given %v, want the zero Time (the cache's clock is not the system clock)", i, now)
+				case !custom && (now.Before(before) || i == 0 && now.After(after)):
+					t.Errorf("call %d: given %v, want a reading of the system clock (first request between %v and %v)", i, now, before, after)
+				}
 			}
 		})
 	}

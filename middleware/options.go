@@ -58,6 +58,7 @@ type options struct {
 	refreshTimeout   time.Duration
 	logger           *slog.Logger
 	now              func() time.Time
+	clockSet         bool // WithClock was given: now is not the system clock
 
 	// Targeted cache control and heuristic freshness.
 	targeted  []string  // canonical targeted field names, highest precedence first
@@ -331,7 +332,9 @@ func WithLogger(l *slog.Logger) LoggerOption { return LoggerOption{logger: l} }
 
 // WithClock sets the time source used for freshness, Age and the log rate
 // limit, for tests. Default: time.Now.
-func WithClock(now func() time.Time) Option { return cacheOption(func(o *options) { o.now = now }) }
+func WithClock(now func() time.Time) Option {
+	return cacheOption(func(o *options) { o.now, o.clockSet = now, true })
+}
 
 // Options of the cache key.
 

@@ -69,8 +69,8 @@ func (c *Cache) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 		c.bypass(w, r, next, c.cs.noKey)
 		return
 	}
-	lk := c.lookup(r, material)
 	now := c.now()
+	lk := c.lookup(r, material, now)
 	if e := lk.e; e != nil {
 		strict := reqCC.NoCache || reqCC.HasMaxAge || reqCC.HasMinFresh
 		switch {
@@ -145,15 +145,15 @@ func (c *Cache) bypass(w http.ResponseWriter, r *http.Request, next http.Handler
 // lookup reads the entry for material, following a Vary marker. The
 // lookup's material is set only when a Vary marker needed it: the caller
 // sets it ([lookup.setMaterial]) where the request goes on past a hit.
-func (c *Cache) lookup(r *http.Request, material []byte) lookup {
+func (c *Cache) lookup(r *http.Request, material []byte, now time.Time) lookup {
 	lk := lookup{primary: c.primaries.key(material)}
 	lk.key = lk.primary
-	lk.e, lk.fwd, lk.detail = c.get(r.Context(), lk.primary)
+	lk.e, lk.fwd, lk.detail = c.get(r.Context(), lk.primary, now)
 	if lk.e != nil && lk.e.Kind == kindVary {
 		lk.marker = lk.e
 		lk.setMaterial(material)
 		lk.key = variantKey(lk.material, lk.marker.Nonce, lk.marker.VaryHeaders, r)
-		lk.e, lk.fwd, lk.detail = c.get(r.Context(), lk.key)
+		lk.e, lk.fwd, lk.detail = c.get(r.Context(), lk.key, now)
 		if lk.fwd == "uri-miss" {
 			lk.fwd = "vary-miss"
 		}
@@ -168,11 +168,14 @@ func (c *Cache) lookup(r *http.Request, material []byte) lookup {
 // not decode are all nil; the fwd and detail say which. The entry may be
 // shared with other requests (pending writes, a store that keeps decoded
 // entries): it is read-only.
-func (c *Cache) get(ctx context.Context, key string) (e *entry, fwd, detail string) {
+//
+// now is the cache's clock read just before, which a store reading the
+// same clock may use instead of reading it again (see [Cache.read]).
+func (c *Cache) get(ctx context.Context, key string, now time.Time) (e *entry, fwd, detail string) {
 	if e = c.w.pendingEntry(key); e != nil {
 		return e, "", ""
 	}
-	e, err := c.read(ctx, key)
+	e, err := c.read(ctx, key, now)
 	if errors.Is(err, errBadEntry) {
 		c.log.warn(warnDecode, "failsoft: a stored cache entry does not decode; treated as a miss and overwritten",
 			"err", err)
@@ -196,8 +199,9 @@ func (c *Cache) get(ctx context.Context, key string) (e *entry, fwd, detail stri
 
 // read reads the entry under key from the store and decodes it: an error
 // wrapping errBadEntry when it does not decode. A store that keeps decoded
-// entries ([decoded.Getter]) hands out a shared one, decoded once.
-func (c *Cache) read(ctx context.Context, key string) (*entry, error) {
+// entries ([decoded.Getter]) hands out a shared one, decoded once; it is
+// given now, the cache's clock, when that is the system clock.
+func (c *Cache) read(ctx context.Context, key string, now time.Time) (*entry, error) {
 	if c.decoded == nil {
 		b, err := c.store.Get(ctx, key)
 		if err != nil {
@@ -205,7 +209,10 @@ func (c *Cache) read(ctx context.Context, key string) (*entry, error) {
 		}
 		return decodeOwned(b, c.o.maxBody)
 	}
-	v, err := c.decoded.GetDecoded(ctx, key, c.decoder)
+	if c.o.clockSet {
+		now = time.Time{} // not the system clock: the store reads its own
+	}
+	v, err := c.decoded.GetDecoded(ctx, key, c.decoder, now)
 	if err != nil {
 		return nil, err
 	}

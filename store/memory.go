@@ -228,7 +228,7 @@ func (m *Memory) Get(_ context.Context, key string) ([]byte, error) {
 // d (or an equal Decoder) has not decoded this stored value before; see
 // [decoded.Getter]. The stored bytes are lent to d, not copied. It panics if
 // d is nil or not comparable.
-func (m *Memory) GetDecoded(_ context.Context, key string, d decoded.Decoder) (any, error) {
+func (m *Memory) GetDecoded(_ context.Context, key string, d decoded.Decoder, _ time.Time) (any, error) {
 	checkDecoder(d)
 	if err := m.usable(); err != nil {
 		return nil, err

@@ -48,7 +48,7 @@ func (d testDecoder) Decode(value []byte) (any, int, error) {
 // getDecoded calls GetDecoded and checks the result decodes want.
 func getDecoded(t *testing.T, s decoded.Getter, key string, d testDecoder, want string) *decodedValue {
 	t.Helper()
-	v, err := s.GetDecoded(context.Background(), key, d)
+	v, err := s.GetDecoded(context.Background(), key, d, time.Time{})
 	if err != nil {
 		t.Fatalf("GetDecoded(%q): %v", key, err)
 	}
@@ -113,7 +113,7 @@ func TestMemoryGetDecoded(t *testing.T) {
 	})
 
 	t.Run("miss", func(t *testing.T) {
-		if _, err := m.GetDecoded(ctx, "absent", d); !errors.Is(err, ErrNotFound) {
+		if _, err := m.GetDecoded(ctx, "absent", d, time.Time{}); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("GetDecoded(absent) = %v, want ErrNotFound", err)
 		}
 	})
@@ -124,7 +124,7 @@ func TestMemoryGetDecoded(t *testing.T) {
 		}
 		before := d.calls.Load()
 		for range 2 {
-			if _, err := m.GetDecoded(ctx, "bad", d); !errors.Is(err, errUndecodable) {
+			if _, err := m.GetDecoded(ctx, "bad", d, time.Time{}); !errors.Is(err, errUndecodable) {
 				t.Fatalf("GetDecoded(bad) = %v, want the decoder's error", err)
 			}
 		}
@@ -141,7 +141,7 @@ func TestMemoryGetDecoded(t *testing.T) {
 		}
 		getDecoded(t, m, "k", d, "v")
 		clock.Advance(time.Second)
-		if _, err := m.GetDecoded(ctx, "k", d); !errors.Is(err, ErrNotFound) {
+		if _, err := m.GetDecoded(ctx, "k", d, time.Time{}); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("GetDecoded after expiry = %v, want ErrNotFound", err)
 		}
 	})
@@ -149,7 +149,7 @@ func TestMemoryGetDecoded(t *testing.T) {
 	t.Run("closed", func(t *testing.T) {
 		m := newTestMemory(t, 1<<20)
 		m.Close()
-		if _, err := m.GetDecoded(ctx, "k", d); !errors.Is(err, ErrClosed) {
+		if _, err := m.GetDecoded(ctx, "k", d, time.Time{}); !errors.Is(err, ErrClosed) {
 			t.Fatalf("GetDecoded after Close = %v, want ErrClosed", err)
 		}
 	})
@@ -244,7 +244,7 @@ func TestTieredGetDecoded(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.clock.Advance(2 * time.Second)
-	if _, err := f.tiered.GetDecoded(ctx, "p", d); !errors.Is(err, ErrNotFound) {
+	if _, err := f.tiered.GetDecoded(ctx, "p", d, time.Time{}); !errors.Is(err, ErrNotFound) {
 		t.Errorf("GetDecoded after a remote purge = %v, want ErrNotFound", err)
 	}
 
@@ -254,7 +254,7 @@ func TestTieredGetDecoded(t *testing.T) {
 	if again := getDecoded(t, f.tiered, "k", d, "v2"); again != second {
 		t.Error("during an outage the local copy was decoded again")
 	}
-	if _, err := f.tiered.GetDecoded(ctx, "absent", d); !IsUnavailable(err) {
+	if _, err := f.tiered.GetDecoded(ctx, "absent", d, time.Time{}); !IsUnavailable(err) {
 		t.Errorf("GetDecoded(absent) during an outage = %v, want the outage", err)
 	}
 	f.remote.setDown(false)
@@ -280,7 +280,7 @@ func TestTieredGetDecodedNotKeptLocally(t *testing.T) {
 	if err := f.tiered.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.tiered.GetDecoded(ctx, "k", d); !errors.Is(err, ErrClosed) {
+	if _, err := f.tiered.GetDecoded(ctx, "k", d, time.Time{}); !errors.Is(err, ErrClosed) {
 		t.Errorf("GetDecoded after Close = %v, want ErrClosed", err)
 	}
 }
@@ -305,7 +305,7 @@ func TestGetDecodedConcurrent(t *testing.T) {
 						case w == 0 && i%7 == 0:
 							_ = f.tiered.Delete(ctx, key)
 						default:
-							v, err := s.GetDecoded(ctx, key, d)
+							v, err := s.GetDecoded(ctx, key, d, time.Time{})
 							if err != nil {
 								continue
 							}
@@ -340,8 +340,57 @@ func TestGetDecodedBadDecoderPanics(t *testing.T) {
 						t.Errorf("recovered %v, want a store: GetDecoded panic", r)
 					}
 				}()
-				_, _ = s.GetDecoded(context.Background(), "k", d)
+				_, _ = s.GetDecoded(context.Background(), "k", d, time.Time{})
 			})
 		}
 	}
+}
+
+// TestTieredGetDecodedNow checks that a Tiered on the system clock takes
+// the caller's reading of it for the coherence window (a reading past the
+// window asks the remote, a zero one reads the clock), and that a Tiered
+// with a clock of its own ignores the caller's.
+func TestTieredGetDecodedNow(t *testing.T) {
+	ctx := context.Background()
+	const window = time.Hour
+	d := newTestDecoder(1, 10)
+	t.Run("system clock", func(t *testing.T) {
+		local := newTestMemory(t, 1<<20)
+		remote := newTierRemote(time.Now)
+		tiered, err := NewTiered(local, remote, WithCoherence(window))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { tiered.Close() })
+		if err := tiered.Set(ctx, "k", []byte("v1"), 2*window); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tiered.GetDecoded(ctx, "k", d, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tiered.GetDecoded(ctx, "k", d, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+		if n := remote.gets.Load(); n != 0 {
+			t.Fatalf("remote Gets within the window = %d, want 0", n)
+		}
+		if _, err := tiered.GetDecoded(ctx, "k", d, time.Now().Add(window+time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		if n := remote.gets.Load(); n != 1 {
+			t.Errorf("remote Gets with a reading past the window = %d, want 1", n)
+		}
+	})
+	t.Run("own clock", func(t *testing.T) {
+		f := newTierFixture(t, WithCoherence(window))
+		if err := f.tiered.Set(ctx, "k", []byte("v1"), 2*window); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.tiered.GetDecoded(ctx, "k", d, f.clock.Now().Add(window+time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		if n := f.remote.gets.Load(); n != 0 {
+			t.Errorf("remote Gets = %d, want 0: the caller's reading is not this Tiered's clock", n)
+		}
+	})
 }

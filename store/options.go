@@ -89,7 +89,7 @@ type ClockOption struct{ now func() time.Time }
 func WithClock(now func() time.Time) ClockOption { return ClockOption{now} }
 
 func (o ClockOption) applyMemory(c *memoryConfig)         { c.now = o.now }
-func (o ClockOption) applyTiered(c *tieredConfig)         { c.now = o.now }
+func (o ClockOption) applyTiered(c *tieredConfig)         { c.now, c.clockSet = o.now, true }
 func (o ClockOption) applyGuard(c *guardConfig)           { c.now = o.now }
 func (o ClockOption) applyNodeGuards(c *nodeGuardsConfig) { o.applyGuard(&c.guard) }
 

@@ -48,7 +48,7 @@ func BenchmarkMemoryGetDecoded(b *testing.B) {
 	var d decoded.Decoder = benchDecoder{}
 	b.ReportAllocs()
 	for b.Loop() {
-		if v, err := m.GetDecoded(ctx, "k", d); err != nil || len(*v.(*[]byte)) != len(tierBenchValue) {
+		if v, err := m.GetDecoded(ctx, "k", d, time.Time{}); err != nil || len(*v.(*[]byte)) != len(tierBenchValue) {
 			b.Fatalf("GetDecoded: %v, %v", v, err)
 		}
 	}
@@ -127,7 +127,7 @@ func BenchmarkTieredGetDecodedLocalHit(b *testing.B) {
 	var d decoded.Decoder = benchDecoder{}
 	b.ReportAllocs()
 	for b.Loop() {
-		if v, err := tiered.GetDecoded(ctx, "k", d); err != nil || len(*v.(*[]byte)) != len(tierBenchValue) {
+		if v, err := tiered.GetDecoded(ctx, "k", d, time.Time{}); err != nil || len(*v.(*[]byte)) != len(tierBenchValue) {
 			b.Fatalf("GetDecoded: %v, %v", v, err)
 		}
 	}

@@ -74,6 +74,7 @@ type tieredConfig struct {
 	maxBackfills int
 	logger       *slog.Logger
 	now          func() time.Time
+	clockSet     bool // WithClock was given: now is not the system clock
 
 	// WithBroadcast
 	broadcast       *Broadcast

@@ -95,6 +95,7 @@ type Tiered struct {
 	remoteTTL TTLGetter // remote as a TTLGetter, nil if it is not one
 	coherence int64     // nanoseconds
 	now       func() time.Time
+	sysClock  bool // now is time.Now: a caller's reading may stand in for it
 	log       *slog.Logger
 
 	// gen counts the remote's recoveries: it is incremented when the remote
@@ -166,6 +167,7 @@ func NewTiered(local *Memory, remote Store, opts ...TieredOption) (*Tiered, erro
 		remote:    remote,
 		coherence: int64(o.coherence),
 		now:       o.now,
+		sysClock:  !o.clockSet,
 		log:       o.logger,
 		slots:     make(chan struct{}, o.maxBackfills),
 		loggedAt:  [2]int64{noTime, noTime},
@@ -191,7 +193,7 @@ func (t *Tiered) usable() error {
 // Get returns a copy of the value under key (the caller owns it), from the
 // local copy or the remote, as described on [Tiered].
 func (t *Tiered) Get(ctx context.Context, key string) ([]byte, error) {
-	r, err := t.get(ctx, key, false)
+	r, err := t.get(ctx, key, false, time.Time{})
 	return r.owned(), err
 }
 
@@ -200,7 +202,7 @@ func (t *Tiered) Get(ctx context.Context, key string) ([]byte, error) {
 // copy's otherwise; 0 means no expiry. A value from a remote that is not a
 // TTLGetter, with a coherence of 0, has no known ttl: it is reported as 1ns.
 func (t *Tiered) GetTTL(ctx context.Context, key string) ([]byte, time.Duration, error) {
-	r, err := t.get(ctx, key, true)
+	r, err := t.get(ctx, key, true, time.Time{})
 	return r.owned(), r.ttl, err
 }
 
@@ -210,9 +212,9 @@ func (t *Tiered) GetTTL(ctx context.Context, key string) ([]byte, time.Duration,
 // by that copy skip both the copy and the decoding. A value that did not
 // come from (or go into) the local tier is decoded every time. It panics if
 // d is nil or not comparable.
-func (t *Tiered) GetDecoded(ctx context.Context, key string, d decoded.Decoder) (any, error) {
+func (t *Tiered) GetDecoded(ctx context.Context, key string, d decoded.Decoder, now time.Time) (any, error) {
 	checkDecoder(d)
-	r, err := t.get(ctx, key, false)
+	r, err := t.get(ctx, key, false, now)
 	if err != nil {
 		return nil, err
 	}
@@ -242,14 +244,20 @@ func (r read) owned() []byte {
 	return nil
 }
 
-func (t *Tiered) get(ctx context.Context, key string, wantTTL bool) (read, error) {
+// get reads key: the local copy while it is coherent, else the remote's
+// value. now is the caller's reading of time.Now or the zero Time (see
+// [decoded.Getter]).
+func (t *Tiered) get(ctx context.Context, key string, wantTTL bool, now time.Time) (read, error) {
 	if err := t.usable(); err != nil {
 		return read{}, err
 	}
 	if err := checkKey(key, t.local.maxKeyBytes); err != nil {
 		return read{}, err
 	}
-	checkNow := t.now().UnixNano()
+	if now.IsZero() || !t.sysClock {
+		now = t.now()
+	}
+	checkNow := now.UnixNano()
 	local, haveLocal := t.local.getItem(key)
 	// A clock stepped back makes the age negative: ask the remote then.
 	if age := checkNow - local.checkedAt; haveLocal && age >= 0 && (age < t.coherence || t.longWindow(local.checkedAt, age)) {

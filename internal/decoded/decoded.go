@@ -4,7 +4,10 @@
 // and use it.
 package decoded
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Decoder turns a stored value into the form its reader works with; see
 // [Getter]. Decode may keep references into value in what it returns
@@ -30,5 +33,11 @@ type Getter interface {
 	// GetDecoded is Get followed by d.Decode of the value. A miss or a
 	// failure is reported as by Get; an error from d.Decode is returned
 	// as is (so errors.Is matches it), and nothing is kept.
-	GetDecoded(ctx context.Context, key string, d Decoder) (any, error)
+	//
+	// now is the caller's reading of the system clock (time.Now) taken
+	// just before the call, or the zero Time: a store whose clock is the
+	// system clock may use it instead of reading the clock again (a clock
+	// read is a measurable share of an in-process hit); a store with
+	// another clock ignores it.
+	GetDecoded(ctx context.Context, key string, d Decoder, now time.Time) (any, error)
 }
