@@ -327,10 +327,10 @@ func (e *entry) decodedWeight() int {
 // decoder reads b from off; the first error sticks and every later read
 // returns zero values.
 type decoder struct {
-	b     []byte
-	off   int
-	err   error
-	use   entryUse
+	b   []byte
+	off int
+	err error
+	use entryUse
 }
 
 func (d *decoder) fail(what string) {

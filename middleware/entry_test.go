@@ -412,7 +412,7 @@ func TestEntryKeptFields(t *testing.T) {
 		{"Content-Type": {"application/json"}},
 		sampleEntry().Header,
 		{"A": {"1"}, "B": {"2", "3", "4"}, "C": {""}, "D": {"5"}, "E": {"6", "7"}, "F": {"8"}}, // 9 values: past inlineValues
-		{"Age": {"99"}, "Cache-Status": {"other"}, "X": {"y"}},                                    // stored ones are replaced
+		{"Age": {"99"}, "Cache-Status": {"other"}, "X": {"y"}},                                 // stored ones are replaced
 	}
 	for i, h := range headers {
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
