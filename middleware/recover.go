@@ -184,10 +184,11 @@ func Recover(opts ...RecoverOption) func(http.Handler) http.Handler {
 }
 
 // recoverState is what Recover keeps for one request, in one allocation:
-// the tracked context (when the request's is not tracked yet) and the
-// writer passed down.
+// the tracked context (when the request's is not tracked yet), the request
+// passed down with it, and the writer passed down.
 type recoverState struct {
 	ctx failure.Context
+	req http.Request
 	rw  recoverWriter
 }
 
@@ -197,7 +198,10 @@ func (c *recoverConfig) serve(next http.Handler, w http.ResponseWriter, r *http.
 	rw := &st.rw
 	if c.outage503 {
 		if ctx := st.ctx.Track(r.Context()); ctx != r.Context() {
-			r = r.WithContext(ctx)
+			// The copy WithContext makes stays on the stack: the
+			// request passed down is st.req, in st's allocation.
+			st.req = *r.WithContext(ctx)
+			r = &st.req
 		}
 		rw.cfg, rw.req = c, r
 	}
