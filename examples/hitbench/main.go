@@ -99,6 +99,9 @@ type result struct {
 	// d with redis-server's): the throughput ratios a machine that only
 	// served these apps would show.
 	cpuInProcess, cpuRedisHit float64
+	// paired are the lower quartile, median and upper quartile of the
+	// rounds' own c/a and d/b ratios: the verdict's figure.
+	inProcessPaired, redisHitPaired [3]float64
 }
 
 // goal is the bar for both ratios.

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -101,4 +102,54 @@ func fileNonEmpty(t *testing.T, path string) bool {
 	t.Helper()
 	fi, err := os.Stat(path)
 	return err == nil && fi.Size() > 0
+}
+
+// TestRoundOrder: every round runs each app once; a runs right next to c
+// and b next to d; over four rounds each app runs once in each position.
+func TestRoundOrder(t *testing.T) {
+	var seen [4][4]int // app, position
+	for r := range 4 {
+		order := roundOrder(r, 4)
+		pos := make(map[int]int)
+		for p, app := range order {
+			pos[app] = p
+			seen[app][p]++
+		}
+		if len(pos) != 4 {
+			t.Fatalf("round %d: order %v does not run each app once", r, order)
+		}
+		for _, pair := range [][2]int{{0, 2}, {1, 3}} {
+			if d := pos[pair[0]] - pos[pair[1]]; d != 1 && d != -1 {
+				t.Errorf("round %d: order %v does not run apps %d and %d one after the other", r, order, pair[0], pair[1])
+			}
+		}
+	}
+	for app, ps := range seen {
+		for p, n := range ps {
+			if n != 1 {
+				t.Errorf("app %d ran %d times in position %d over four rounds, want once", app, n, p)
+			}
+		}
+	}
+	if got := roundOrder(1, 3); !slices.Equal(got, []int{1, 2, 0}) {
+		t.Errorf("roundOrder(1, 3) = %v, want [1 2 0]", got)
+	}
+}
+
+func TestQuartiles(t *testing.T) {
+	tests := []struct {
+		v    []float64
+		want [3]float64
+	}{
+		{nil, [3]float64{}},
+		{[]float64{7}, [3]float64{7, 7, 7}},
+		{[]float64{5, 1, 3, 2, 4}, [3]float64{2, 3, 4}},
+		{[]float64{4, 3, 2, 1}, [3]float64{2, 3, 3}},
+		{[]float64{9, 1, 8, 2, 7, 3, 6, 4, 5}, [3]float64{3, 5, 7}},
+	}
+	for _, tt := range tests {
+		if got := quartiles(tt.v); got != tt.want {
+			t.Errorf("quartiles(%v) = %v, want %v", tt.v, got, tt.want)
+		}
+	}
 }

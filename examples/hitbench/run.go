@@ -91,8 +91,7 @@ func run(ctx context.Context, cfg config, out io.Writer) (*result, error) {
 	}
 	for r := range cfg.rounds {
 		fmt.Fprintf(out, "round %d:", r+1)
-		for j := range apps { // each round starts with the next app: no app always runs first
-			i := (r + j) % len(apps)
+		for _, i := range roundOrder(r, len(apps)) {
 			a := apps[i]
 			rs0 := redisStats(ctx, admin)
 			rd, err := measure(a, cfg.duration)
@@ -128,6 +127,31 @@ func run(ctx context.Context, cfg config, out io.Writer) (*result, error) {
 	return res, nil
 }
 
+// roundOrder returns the order in which round r runs n apps. The apps
+// compared (a with c, b with d) run one right after the other, so that a
+// change in the machine's load between them is as small as it can be, and
+// over four rounds each app runs once in each position. For other n, the
+// order rotates by one app per round.
+func roundOrder(r, n int) []int {
+	if n != 4 {
+		order := make([]int, n)
+		for j := range order {
+			order[j] = (r + j) % n
+		}
+		return order
+	}
+	pairs := [2][2]int{{0, 2}, {1, 3}}
+	if r%2 == 1 {
+		pairs[0], pairs[1] = pairs[1], pairs[0]
+	}
+	if r/2%2 == 1 {
+		for k := range pairs {
+			pairs[k][0], pairs[k][1] = pairs[k][1], pairs[k][0]
+		}
+	}
+	return []int{pairs[0][0], pairs[0][1], pairs[1][0], pairs[1][1]}
+}
+
 // redisCounters are the counters hitbench reads from redis-server's INFO.
 type redisCounters struct {
 	commands int64         // total_commands_processed
@@ -156,6 +180,17 @@ func redisStats(ctx context.Context, rdb *redis.Client) redisCounters {
 		}
 	}
 	return c
+}
+
+// quartiles returns the lower quartile, the median and the upper quartile
+// of v (nearest rank), zeros for an empty v.
+func quartiles(v []float64) [3]float64 {
+	if len(v) == 0 {
+		return [3]float64{}
+	}
+	v = slices.Sorted(slices.Values(v))
+	at := func(p int) float64 { return v[(2*(len(v)-1)*p+4)/8] } // rank (n-1)p/4, rounded half up
+	return [3]float64{at(1), at(2), at(3)}
 }
 
 // median returns the median of the rounds by f (the upper one of two).
@@ -230,20 +265,32 @@ func report(out io.Writer, res *result) {
 		}
 		return "NOT met"
 	}
-	perRound := func(num, den int) string {
-		var parts []string
+	perRound := func(num, den int) []float64 {
+		var v []float64
 		for r := range min(len(res.rounds[num]), len(res.rounds[den])) {
 			if d := res.rounds[den][r].rps(); d > 0 {
-				parts = append(parts, strconv.FormatFloat(res.rounds[num][r].rps()/d, 'f', 3, 64))
+				v = append(v, res.rounds[num][r].rps()/d)
 			}
+		}
+		return v
+	}
+	format := func(v []float64) string {
+		parts := make([]string, len(v))
+		for i, x := range v {
+			parts[i] = strconv.FormatFloat(x, 'f', 3, 64)
 		}
 		return strings.Join(parts, " ")
 	}
+	pc, pd := perRound(2, 0), perRound(3, 1)
+	res.inProcessPaired, res.redisHitPaired = quartiles(pc), quartiles(pd)
 	fmt.Fprintln(out)
-	fmt.Fprintf(out, "c/a  in-process hit vs bare handler:      %.3f  (goal >= %.2f: %s; per round: %s)\n",
-		res.inProcess, goal, verdict(res.inProcess, 2), perRound(2, 0))
-	fmt.Fprintf(out, "d/b  Redis hit vs bare go-redis GET:      %.3f  (goal >= %.2f: %s; per round: %s)\n",
-		res.redisHit, goal, verdict(res.redisHit, 3), perRound(3, 1))
+	fmt.Fprintln(out, "ratios of the median requests/s, and the median (with quartiles) of the rounds' ratios, where the two apps ran one after the other:")
+	fmt.Fprintf(out, "c/a  in-process hit vs bare handler:      %.3f, per round %.3f (%.3f-%.3f)  (goal >= %.2f: %s; per round: %s)\n",
+		res.inProcess, res.inProcessPaired[1], res.inProcessPaired[0], res.inProcessPaired[2],
+		goal, verdict(res.inProcessPaired[1], 2), format(pc))
+	fmt.Fprintf(out, "d/b  Redis hit vs bare go-redis GET:      %.3f, per round %.3f (%.3f-%.3f)  (goal >= %.2f: %s; per round: %s)\n",
+		res.redisHit, res.redisHitPaired[1], res.redisHitPaired[0], res.redisHitPaired[2],
+		goal, verdict(res.redisHitPaired[1], 3), format(pd))
 	// CPU per request, the inverse of throughput on a machine that only
 	// served: less sensitive than requests/s to what else the machine runs.
 	cpu := func(r round) float64 { return float64(r.cpu) }
