@@ -1,7 +1,6 @@
 package failsoft
 
 import (
-	"github.com/justinas/alice"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/failsoft/failsoft/health"
@@ -158,7 +157,7 @@ func (b *builder) build(client redis.UniversalClient) (*Protector, error) {
 	p.health, b.health = hh, hh.Close
 
 	recoverOpts = append(recoverOpts, middleware.WithLogger(cfg.logger))
-	p.chain = alice.New(middleware.Recover(recoverOpts...), cache.Handler)
+	p.chain = middleware.Chain(cache, recoverOpts...)
 
 	// Nothing can fail from here on: only now are the caller's client and
 	// metrics told about what was built.

@@ -56,6 +56,7 @@ func TestHitAllocations(t *testing.T) {
 	}{
 		{"cache", func(c *Cache) http.Handler { return c.Handler(benchHandler) }},
 		{"recover and cache", func(c *Cache) http.Handler { return Recover()(c.Handler(benchHandler)) }},
+		{"Chain", func(c *Cache) http.Handler { return Chain(c).Then(benchHandler) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

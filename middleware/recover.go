@@ -163,24 +163,33 @@ func WithPanicDetails(on bool) RecoverOption {
 // http.Flusher, http.Hijacker (when the server's writer has it) and Unwrap
 // for [http.ResponseController].
 func Recover(opts ...RecoverOption) func(http.Handler) http.Handler {
-	c := recoverConfig{retryAfter: DefaultRetryAfter, outage503: true, panicLog: &logGate{}}
+	return newRecoverConfig(opts).handler
+}
+
+// newRecoverConfig returns Recover's settings for opts, panicking as
+// Recover does on a nil option.
+func newRecoverConfig(opts []RecoverOption) *recoverConfig {
+	c := &recoverConfig{retryAfter: DefaultRetryAfter, outage503: true, panicLog: &logGate{}}
 	for _, opt := range opts {
 		if opt == nil {
 			panic("middleware: Recover: nil RecoverOption")
 		}
-		opt.applyRecover(&c)
+		opt.applyRecover(c)
 	}
 	if c.logger == nil {
 		c.logger = slog.Default()
 	}
-	return func(next http.Handler) http.Handler {
-		if next == nil {
-			panic("middleware: Recover: nil handler")
-		}
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			c.serve(next, w, r)
-		})
+	return c
+}
+
+// handler is Recover's middleware: next wrapped.
+func (c *recoverConfig) handler(next http.Handler) http.Handler {
+	if next == nil {
+		panic("middleware: Recover: nil handler")
 	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c.serve(next, w, r)
+	})
 }
 
 // recoverState is what Recover keeps for one request, in one allocation:
@@ -220,15 +229,7 @@ func (c *recoverConfig) serve(next http.Handler, w http.ResponseWriter, r *http.
 		if isAbort(p) {
 			panic(p)
 		}
-		if ok, suppressed := c.panicLog.allow(time.Now()); ok {
-			c.logger.ErrorContext(r.Context(), "failsoft: panic serving request",
-				slog.String("method", r.Method),
-				slog.String("path", r.URL.Path),
-				slog.Any("panic", p),
-				slog.String("stack", string(debug.Stack())),
-				slog.Uint64("suppressed", suppressed),
-			)
-		}
+		c.logPanic(r, p)
 		if rw.started {
 			panic(http.ErrAbortHandler)
 		}
@@ -239,6 +240,20 @@ func (c *recoverConfig) serve(next http.Handler, w http.ResponseWriter, r *http.
 		h = hijackWriter{rw}
 	}
 	next.ServeHTTP(h, r)
+}
+
+// logPanic logs the panic p serving r, with its stack, unless the log gate
+// suppresses it.
+func (c *recoverConfig) logPanic(r *http.Request, p any) {
+	if ok, suppressed := c.panicLog.allow(time.Now()); ok {
+		c.logger.ErrorContext(r.Context(), "failsoft: panic serving request",
+			slog.String("method", r.Method),
+			slog.String("path", r.URL.Path),
+			slog.Any("panic", p),
+			slog.String("stack", string(debug.Stack())),
+			slog.Uint64("suppressed", suppressed),
+		)
+	}
 }
 
 // isAbort reports whether the panic value pv is, or wraps,

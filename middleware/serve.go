@@ -209,10 +209,7 @@ func (c *Cache) read(ctx context.Context, key string, now time.Time) (*entry, er
 		}
 		return decodeOwned(b, c.o.maxBody)
 	}
-	if c.o.clockSet {
-		now = time.Time{} // not the system clock: the store reads its own
-	}
-	v, err := c.decoded.GetDecoded(ctx, key, c.decoder, now)
+	v, err := c.decoded.GetDecoded(ctx, key, c.decoder, c.storeNow(now))
 	if err != nil {
 		return nil, err
 	}
@@ -221,6 +218,16 @@ func (c *Cache) read(ctx context.Context, key string, now time.Time) (*entry, er
 		return nil, fmt.Errorf("%w: decoded as %T", errBadEntry, v)
 	}
 	return e, nil
+}
+
+// storeNow is now as the cache hands it to a [decoded.Getter]: the zero
+// Time when the cache's clock is not the system clock (WithClock), so that
+// the store reads its own.
+func (c *Cache) storeNow(now time.Time) time.Time {
+	if c.o.clockSet {
+		return time.Time{}
+	}
+	return now
 }
 
 // serveEntry answers from a stored entry: its status, header fields and

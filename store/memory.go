@@ -243,6 +243,13 @@ func (m *Memory) GetDecoded(_ context.Context, key string, d decoded.Decoder, _ 
 	return m.decode(key, it, d)
 }
 
+// PeekDecoded is GetDecoded without its error: a Memory is in-process
+// only, so it answers whenever GetDecoded would answer with a value.
+func (m *Memory) PeekDecoded(key string, d decoded.Decoder, now time.Time) (any, bool) {
+	v, err := m.GetDecoded(context.Background(), key, d, now)
+	return v, err == nil
+}
+
 // GetTTL is Get that also returns the entry's remaining time to live.
 func (m *Memory) GetTTL(_ context.Context, key string) ([]byte, time.Duration, error) {
 	if err := m.usable(); err != nil {

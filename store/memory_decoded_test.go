@@ -394,3 +394,52 @@ func TestTieredGetDecodedNow(t *testing.T) {
 		}
 	})
 }
+
+// TestPeekDecoded: a Tiered answers a peek from a local copy within the
+// coherence window (decoded and kept, as GetDecoded would), and declines,
+// without asking the remote, for a copy past the window, a missing key, a
+// bad key and after Close; a Memory answers whenever it holds the key.
+func TestPeekDecoded(t *testing.T) {
+	ctx := context.Background()
+	d := newTestDecoder(1, 10)
+	f := newTierFixture(t, WithCoherence(2*time.Second))
+	if err := f.tiered.Set(ctx, "k", []byte("v1"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	v, ok := f.tiered.PeekDecoded("k", d, time.Time{})
+	if !ok {
+		t.Fatal("no peek within the window")
+	}
+	if got := getDecoded(t, f.tiered, "k", d, "v1"); got != v {
+		t.Error("GetDecoded's value is not the one the peek decoded and kept")
+	}
+	for _, key := range []string{"absent", "", strings.Repeat("k", 2000)} {
+		if _, ok := f.tiered.PeekDecoded(key, d, time.Time{}); ok {
+			t.Errorf("PeekDecoded(%.20q) answered", key)
+		}
+	}
+	f.clock.Advance(2 * time.Second)
+	if _, ok := f.tiered.PeekDecoded("k", d, time.Time{}); ok {
+		t.Error("a copy past the coherence window answered a peek")
+	}
+	if n := f.remote.gets.Load(); n != 0 {
+		t.Errorf("peeks asked the remote %d times", n)
+	}
+	if err := f.tiered.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := f.tiered.PeekDecoded("k", d, time.Time{}); ok {
+		t.Error("a closed Tiered answered a peek")
+	}
+
+	m := newTestMemory(t, 1<<20)
+	if err := m.Set(ctx, "k", []byte("v"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := m.PeekDecoded("k", d, time.Time{}); !ok || string(v.(*decodedValue).b) != "v" {
+		t.Errorf("Memory.PeekDecoded = %v, %v", v, ok)
+	}
+	if _, ok := m.PeekDecoded("absent", d, time.Time{}); ok {
+		t.Error("Memory.PeekDecoded answered for a missing key")
+	}
+}

@@ -259,8 +259,7 @@ func (t *Tiered) get(ctx context.Context, key string, wantTTL bool, now time.Tim
 	}
 	checkNow := now.UnixNano()
 	local, haveLocal := t.local.getItem(key)
-	// A clock stepped back makes the age negative: ask the remote then.
-	if age := checkNow - local.checkedAt; haveLocal && age >= 0 && (age < t.coherence || t.longWindow(local.checkedAt, age)) {
+	if haveLocal && t.coherent(local, checkNow) {
 		var ttl time.Duration
 		if wantTTL {
 			ttl = local.ttl(t.local.nowNano())
@@ -324,6 +323,33 @@ func (t *Tiered) get(ctx context.Context, key string, wantTTL bool, now time.Tim
 		return read{it: local, local: true, ttl: local.ttl(memNow)}, nil
 	}
 	return read{}, fmt.Errorf("store: tiered get: %w", err)
+}
+
+// coherent reports whether the local copy it may answer at checkNow (t.now
+// in Unix nanoseconds) without asking the remote: within the coherence
+// window since it was last checked, or the broadcast's longer one. A clock
+// stepped back makes the age negative: ask the remote then.
+func (t *Tiered) coherent(it item, checkNow int64) bool {
+	age := checkNow - it.checkedAt
+	return age >= 0 && (age < t.coherence || t.longWindow(it.checkedAt, age))
+}
+
+// PeekDecoded returns the decoded local copy of key when GetDecoded would
+// answer with it without asking the remote (see [decoded.Getter]).
+func (t *Tiered) PeekDecoded(key string, d decoded.Decoder, now time.Time) (any, bool) {
+	checkDecoder(d)
+	if t.usable() != nil || checkKey(key, t.local.maxKeyBytes) != nil {
+		return nil, false
+	}
+	if now.IsZero() || !t.sysClock {
+		now = t.now()
+	}
+	local, ok := t.local.getItem(key)
+	if !ok || !t.coherent(local, now.UnixNano()) {
+		return nil, false
+	}
+	v, err := t.local.decode(key, local, d)
+	return v, err == nil
 }
 
 // remoteGet asks the remote, for the ttl too when it can tell it.

@@ -40,4 +40,12 @@ type Getter interface {
 	// read is a measurable share of an in-process hit); a store with
 	// another clock ignores it.
 	GetDecoded(ctx context.Context, key string, d Decoder, now time.Time) (any, error)
+
+	// PeekDecoded returns what GetDecoded would return when it can answer
+	// from the in-process copy alone, without asking another store or
+	// waiting for anything, and false when it cannot (no copy, or a copy
+	// that GetDecoded would check with another store first, or a decoding
+	// error). It may decode the copy and keep the result, as GetDecoded
+	// does; now is as for GetDecoded.
+	PeekDecoded(key string, d Decoder, now time.Time) (any, bool)
 }
