@@ -53,6 +53,19 @@ func bytesHandler(body []byte) http.Handler {
 	})
 }
 
+// hitFieldsHandler is bytesHandler writing also the two header fields
+// every cache hit carries, Age and Cache-Status, with values of a hit's
+// length: what net/http itself costs for them, which no cache can avoid.
+func hitFieldsHandler(body []byte) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Type", "application/json")
+		h["Age"] = []string{"0"}
+		h["Cache-Status"] = []string{"failsoft; hit; ttl=3599"}
+		w.Write(body)
+	})
+}
+
 // redisGetHandler answers with the value of bodyKey, read with one go-redis
 // GET per request: the floor of any answer served from Redis.
 func redisGetHandler(rdb *redis.Client) http.Handler {
@@ -121,6 +134,9 @@ func startApps(ctx context.Context, addr string, body []byte, client *http.Clien
 			return apps, err
 		}
 		apps[len(apps)-1].hits = func() uint64 { return fs.Stats().Cache.Hits }
+	}
+	if err := add("e", "bare handler, same bytes and a hit's Age, Cache-Status", false, hitFieldsHandler(body)); err != nil {
+		return apps, err
 	}
 
 	for _, a := range apps {

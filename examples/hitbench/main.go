@@ -102,6 +102,11 @@ type result struct {
 	// paired are the lower quartile, median and upper quartile of the
 	// rounds' own c/a and d/b ratios: the verdict's figure.
 	inProcessPaired, redisHitPaired [3]float64
+	// fieldsPaired is e/a and hitVsFieldsPaired c/e, as the paired ratios:
+	// the share of the bare handler that the hit's two header fields cost
+	// in net/http, and the in-process hit against a bare handler that
+	// writes them too.
+	fieldsPaired, hitVsFieldsPaired [3]float64
 }
 
 // goal is the bar for both ratios.

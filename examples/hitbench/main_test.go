@@ -40,7 +40,7 @@ func TestHitbenchSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	wantApps := []string{"a. bare handler", "b. bare handler, one go-redis GET", "c. failsoft, in-process hit", "d. failsoft, Redis hit"}
+	wantApps := []string{"a. bare handler", "b. bare handler, one go-redis GET", "c. failsoft, in-process hit", "d. failsoft, Redis hit", "e. bare handler, same bytes and a hit's"}
 	if len(res.apps) != len(wantApps) {
 		t.Fatalf("apps %q, want %d", res.apps, len(wantApps))
 	}
@@ -77,13 +77,14 @@ func TestHitbenchSmoke(t *testing.T) {
 	// Only b and d ask Redis: b once per request, d at most once (less
 	// when the breaker opened on an overloaded machine); the in-process
 	// tier of c may be refreshed now and then, never per request.
-	for i, want := range []struct{ lo, hi float64 }{{0, 0.01}, {0.9, 1.1}, {0, 0.1}, {0.01, 1.1}} {
+	for i, want := range []struct{ lo, hi float64 }{{0, 0.01}, {0.9, 1.1}, {0, 0.1}, {0.01, 1.1}, {0, 0.01}} {
 		got := median(res.rounds[i], func(r round) float64 { return r.redisCmds })
 		if got < want.lo || got > want.hi {
 			t.Errorf("%s: %.3f Redis commands per request, want within [%v, %v]", res.apps[i], got, want.lo, want.hi)
 		}
 	}
-	for name, r := range map[string]float64{"c/a": res.inProcess, "d/b": res.redisHit, "a/c  CPU": res.cpuInProcess, "b/d  CPU": res.cpuRedisHit} {
+	for name, r := range map[string]float64{"c/a": res.inProcess, "d/b": res.redisHit, "a/c  CPU": res.cpuInProcess, "b/d  CPU": res.cpuRedisHit,
+		"e/a": res.fieldsPaired[1], "c/e": res.hitVsFieldsPaired[1]} {
 		if !(r > 0) || math.IsInf(r, 0) {
 			t.Errorf("ratio %s = %v, want a positive number", name, r)
 		}
@@ -128,6 +129,22 @@ func TestRoundOrder(t *testing.T) {
 		for p, n := range ps {
 			if n != 1 {
 				t.Errorf("app %d ran %d times in position %d over four rounds, want once", app, n, p)
+			}
+		}
+	}
+	// Five apps: e (4) also runs next to c (2).
+	for r := range 8 {
+		order := roundOrder(r, 5)
+		pos := make(map[int]int)
+		for p, app := range order {
+			pos[app] = p
+		}
+		if len(order) != 5 || len(pos) != 5 {
+			t.Fatalf("round %d: order %v does not run each of 5 apps once", r, order)
+		}
+		for _, pair := range [][2]int{{0, 2}, {1, 3}, {4, 2}} {
+			if d := pos[pair[0]] - pos[pair[1]]; d != 1 && d != -1 {
+				t.Errorf("round %d: order %v does not run apps %d and %d one after the other", r, order, pair[0], pair[1])
 			}
 		}
 	}

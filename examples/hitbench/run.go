@@ -128,11 +128,22 @@ func run(ctx context.Context, cfg config, out io.Writer) (*result, error) {
 }
 
 // roundOrder returns the order in which round r runs n apps. The apps
-// compared (a with c, b with d) run one right after the other, so that a
-// change in the machine's load between them is as small as it can be, and
-// over four rounds each app runs once in each position. For other n, the
-// order rotates by one app per round.
+// compared (a with c, b with d; e, if there is a fifth app, with c) run one
+// right after the other, so that a change in the machine's load between
+// them is as small as it can be; with four apps, over four rounds each app
+// runs once in each position. For other n, the order rotates by one app
+// per round.
 func roundOrder(r, n int) []int {
+	if n == 5 {
+		blocks := [2][]int{{0, 2, 4}, {1, 3}}
+		if r/2%2 == 1 {
+			blocks = [2][]int{{4, 2, 0}, {3, 1}}
+		}
+		if r%2 == 1 {
+			blocks[0], blocks[1] = blocks[1], blocks[0]
+		}
+		return append(append([]int(nil), blocks[0]...), blocks[1]...)
+	}
 	if n != 4 {
 		order := make([]int, n)
 		for j := range order {
@@ -291,6 +302,15 @@ func report(out io.Writer, res *result) {
 	fmt.Fprintf(out, "d/b  Redis hit vs bare go-redis GET:      %.3f, per round %.3f (%.3f-%.3f)  (goal >= %.2f: %s; per round: %s)\n",
 		res.redisHit, res.redisHitPaired[1], res.redisHitPaired[0], res.redisHitPaired[2],
 		goal, verdict(res.redisHitPaired[1], 3), format(pd))
+	if len(res.rounds) > 4 {
+		// The reference: what the hit's two header fields cost by themselves.
+		pe, pce := perRound(4, 0), perRound(2, 4)
+		res.fieldsPaired, res.hitVsFieldsPaired = quartiles(pe), quartiles(pce)
+		fmt.Fprintf(out, "e/a  bare handler with a hit's Age and Cache-Status vs bare handler: %.3f, per round %.3f (%.3f-%.3f)  (reference: per round: %s)\n",
+			ratio(4, 0), res.fieldsPaired[1], res.fieldsPaired[0], res.fieldsPaired[2], format(pe))
+		fmt.Fprintf(out, "c/e  in-process hit vs bare handler with the same header fields:     %.3f, per round %.3f (%.3f-%.3f)  (reference: per round: %s)\n",
+			ratio(2, 4), res.hitVsFieldsPaired[1], res.hitVsFieldsPaired[0], res.hitVsFieldsPaired[2], format(pce))
+	}
 	// CPU per request, the inverse of throughput on a machine that only
 	// served: less sensitive than requests/s to what else the machine runs.
 	cpu := func(r round) float64 { return float64(r.cpu) }
