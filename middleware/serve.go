@@ -69,7 +69,7 @@ func (c *Cache) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 		c.bypass(w, r, next, c.cs.noKey)
 		return
 	}
-	now := c.now()
+	now := c.now() // the request's time, read once: a store on the same clock takes it too
 	lk := c.lookup(r, material, now)
 	if e := lk.e; e != nil {
 		strict := reqCC.NoCache || reqCC.HasMaxAge || reqCC.HasMinFresh

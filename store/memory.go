@@ -226,8 +226,9 @@ func (m *Memory) Get(_ context.Context, key string) ([]byte, error) {
 
 // GetDecoded returns d.Decode of the value under key, decoding it only if
 // d (or an equal Decoder) has not decoded this stored value before; see
-// [decoded.Getter]. The stored bytes are lent to d, not copied. It panics if
-// d is nil or not comparable.
+// [decoded.Getter]. The stored bytes are lent to d, not copied. The last
+// argument, a caller's reading of the clock, is not used: a Memory's
+// expiry reads its own clock. It panics if d is nil or not comparable.
 func (m *Memory) GetDecoded(_ context.Context, key string, d decoded.Decoder, _ time.Time) (any, error) {
 	checkDecoder(d)
 	if err := m.usable(); err != nil {

@@ -210,8 +210,11 @@ func (t *Tiered) GetTTL(ctx context.Context, key string) ([]byte, time.Duration,
 // [decoded.Getter]: the local copy's bytes are lent to d, not copied, and
 // what d decodes is kept with the local copy, so that later calls answered
 // by that copy skip both the copy and the decoding. A value that did not
-// come from (or go into) the local tier is decoded every time. It panics if
-// d is nil or not comparable.
+// come from (or go into) the local tier is decoded every time. now is the
+// caller's reading of time.Now, taken just before, or the zero Time; a
+// Tiered built without [WithClock] uses it for its coherence window
+// instead of reading the clock again. It panics if d is nil or not
+// comparable.
 func (t *Tiered) GetDecoded(ctx context.Context, key string, d decoded.Decoder, now time.Time) (any, error) {
 	checkDecoder(d)
 	r, err := t.get(ctx, key, false, now)
@@ -254,10 +257,7 @@ func (t *Tiered) get(ctx context.Context, key string, wantTTL bool, now time.Tim
 	if err := checkKey(key, t.local.maxKeyBytes); err != nil {
 		return read{}, err
 	}
-	if now.IsZero() || !t.sysClock {
-		now = t.now()
-	}
-	checkNow := now.UnixNano()
+	checkNow := t.nowFrom(now).UnixNano()
 	local, haveLocal := t.local.getItem(key)
 	if haveLocal && t.coherent(local, checkNow) {
 		var ttl time.Duration
@@ -325,8 +325,17 @@ func (t *Tiered) get(ctx context.Context, key string, wantTTL bool, now time.Tim
 	return read{}, fmt.Errorf("store: tiered get: %w", err)
 }
 
-// coherent reports whether the local copy it may answer at checkNow (t.now
-// in Unix nanoseconds) without asking the remote: within the coherence
+// nowFrom returns the caller's reading of time.Now when t's clock is the
+// system clock and the caller gave one, else t's clock.
+func (t *Tiered) nowFrom(callers time.Time) time.Time {
+	if callers.IsZero() || !t.sysClock {
+		return t.now()
+	}
+	return callers
+}
+
+// coherent reports whether the local copy it may answer, at checkNow (t.now
+// in Unix nanoseconds), without asking the remote: within the coherence
 // window since it was last checked, or the broadcast's longer one. A clock
 // stepped back makes the age negative: ask the remote then.
 func (t *Tiered) coherent(it item, checkNow int64) bool {
@@ -334,18 +343,18 @@ func (t *Tiered) coherent(it item, checkNow int64) bool {
 	return age >= 0 && (age < t.coherence || t.longWindow(it.checkedAt, age))
 }
 
-// PeekDecoded returns the decoded local copy of key when GetDecoded would
-// answer with it without asking the remote (see [decoded.Getter]).
+// PeekDecoded returns what GetDecoded would return when it would answer
+// from the local copy without asking the remote, and false when it would
+// not (no copy, a copy past the coherence window, a decoding error); now
+// is as for GetDecoded. It never waits and never asks the remote. It
+// panics if d is nil or not comparable.
 func (t *Tiered) PeekDecoded(key string, d decoded.Decoder, now time.Time) (any, bool) {
 	checkDecoder(d)
 	if t.usable() != nil || checkKey(key, t.local.maxKeyBytes) != nil {
 		return nil, false
 	}
-	if now.IsZero() || !t.sysClock {
-		now = t.now()
-	}
 	local, ok := t.local.getItem(key)
-	if !ok || !t.coherent(local, now.UnixNano()) {
+	if !ok || !t.coherent(local, t.nowFrom(now).UnixNano()) {
 		return nil, false
 	}
 	v, err := t.local.decode(key, local, d)
