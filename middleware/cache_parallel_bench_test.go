@@ -66,8 +66,9 @@ func BenchmarkCacheHitLocalParallel(b *testing.B) {
 	}
 }
 
-// BenchmarkRecoverCacheHitLocalParallel is the recommended chain's hit:
-// Recover, then the cache, from every goroutine at once.
+// BenchmarkRecoverCacheHitLocalParallel is the hit of Recover, then the
+// cache (alice.New(Recover(), c.Handler), without Chain's fast path), from
+// every goroutine at once.
 func BenchmarkRecoverCacheHitLocalParallel(b *testing.B) {
 	local, err := store.NewMemory(64 << 20)
 	if err != nil {
@@ -76,6 +77,23 @@ func BenchmarkRecoverCacheHitLocalParallel(b *testing.B) {
 	b.Cleanup(func() { local.Close() })
 	c := benchCache(b, local)
 	h := Recover()(c.Handler(benchHandler))
+	r := httptest.NewRequest("GET", "http://example.com/api/data/1", nil)
+	h.ServeHTTP(httptest.NewRecorder(), r)
+	c.bg.wait()
+	benchServeParallel(b, h, r)
+}
+
+// BenchmarkChainHitLocalParallel is the hit of Chain (as failsoft.New
+// builds it), which answers a fresh in-process hit before Recover's
+// set-up, from every goroutine at once.
+func BenchmarkChainHitLocalParallel(b *testing.B) {
+	local, err := store.NewMemory(64 << 20)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { local.Close() })
+	c := benchCache(b, local)
+	h := Chain(c).Then(benchHandler)
 	r := httptest.NewRequest("GET", "http://example.com/api/data/1", nil)
 	h.ServeHTTP(httptest.NewRecorder(), r)
 	c.bg.wait()
