@@ -111,7 +111,9 @@ type Stats struct {
 //     Cluster, of a copy of it without hooks).
 //   - The chain is [middleware.Recover] then the [middleware.Cache], whose
 //     miss budget bounds the handler calls for misses while Redis is
-//     unavailable (see [WithMissBudget]).
+//     unavailable (see [WithMissBudget]), built by [middleware.Chain]: a
+//     fresh hit from the in-process tier is answered before Recover's
+//     per-request set-up, as it calls neither Redis nor the handler.
 //   - The health handlers report the breakers, a ping and the cache's
 //     counters (see [Protector.Health]).
 //

@@ -31,9 +31,10 @@ func (c *Cache) serveFresh(w http.ResponseWriter, r *http.Request, rc *recoverCo
 	}
 	defer func() {
 		if p := recover(); p != nil {
-			if !isAbort(p) {
-				rc.logPanic(r, p)
+			if isAbort(p) {
+				panic(p)
 			}
+			rc.logPanic(r, p)
 			panic(http.ErrAbortHandler)
 		}
 	}()
