@@ -53,10 +53,7 @@ func (c *Cache) freshLocal(r *http.Request) (e *entry, now time.Time) {
 	if c.decoded == nil || c.closed.Load() || r.Method != http.MethodGet && r.Method != http.MethodHead {
 		return nil, now
 	}
-	if _, ok := r.Header["Cache-Control"]; ok || hasRequestBody(r) || overridesMethod(r) {
-		return nil, now
-	}
-	if !c.o.customKey && defaultKeyOver(r, c.o.maxKey) {
+	if _, ok := r.Header["Cache-Control"]; ok || c.unkeyable(r) != "" {
 		return nil, now
 	}
 	defer func() {

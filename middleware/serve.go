@@ -51,16 +51,8 @@ func (c *Cache) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 		c.bypass(w, r, next, c.cs.noStore)
 		return
 	}
-	if hasRequestBody(r) {
-		c.bypass(w, r, next, c.cs.body)
-		return
-	}
-	if overridesMethod(r) {
-		c.bypass(w, r, next, c.cs.override)
-		return
-	}
-	if !c.o.customKey && defaultKeyOver(r, c.o.maxKey) {
-		c.bypass(w, r, next, c.cs.noKey)
+	if cs := c.unkeyable(r); cs != "" {
+		c.bypass(w, r, next, cs)
 		return
 	}
 	var kbuf [256]byte // the key material of most requests, built without allocating
@@ -117,6 +109,21 @@ func (c *Cache) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 		return
 	}
 	c.miss(w, r, next, &lk)
+}
+
+// unkeyable returns the Cache-Status of the bypass for a GET or HEAD the
+// cache does not look up: one with a body, a method override, or a URL
+// over the key limit; "" for one it does.
+func (c *Cache) unkeyable(r *http.Request) string {
+	switch {
+	case hasRequestBody(r):
+		return c.cs.body
+	case overridesMethod(r):
+		return c.cs.override
+	case !c.o.customKey && defaultKeyOver(r, c.o.maxKey):
+		return c.cs.noKey
+	}
+	return ""
 }
 
 // acceptable reports whether a fresh entry satisfies the request's own
