@@ -62,61 +62,61 @@ func benchCache(b *testing.B, s store.Store) *Cache {
 	return newTestCache(b, s, WithLogger(slog.New(slog.DiscardHandler)))
 }
 
+// newTieredMemory returns a Tiered over two in-process stores of 64 MiB,
+// closed when tb's test ends.
+func newTieredMemory(tb testing.TB) *store.Tiered {
+	tb.Helper()
+	local, err := store.NewMemory(64 << 20)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	remote, err := store.NewMemory(64 << 20)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	t, err := store.NewTiered(local, remote)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { t.Close(); local.Close(); remote.Close() })
+	return t
+}
+
+// The chains the in-process hit is measured through.
+func cacheOnly(c *Cache) http.Handler        { return c.Handler(benchHandler) }
+func recoverThenCache(c *Cache) http.Handler { return Recover()(c.Handler(benchHandler)) }
+func chainOf(c *Cache) http.Handler          { return Chain(c).Then(benchHandler) }
+
+// benchLocalHit measures the in-process hit of one warm key through
+// chain(c), c a cache over s, with serve (benchServe or
+// benchServeParallel), and checks that every request after the first was
+// a hit.
+func benchLocalHit(b *testing.B, s store.Store, chain func(*Cache) http.Handler, serve func(*testing.B, http.Handler, *http.Request)) {
+	b.Helper()
+	c := benchCache(b, s)
+	h := chain(c)
+	r := httptest.NewRequest("GET", "http://example.com/api/data/1", nil)
+	h.ServeHTTP(httptest.NewRecorder(), r)
+	c.bg.wait()
+	serve(b, h, r)
+	if st := c.Stats(); st.Misses != 1 {
+		b.Fatalf("stats %+v, want hits only", st)
+	}
+}
+
 func BenchmarkHandlerDirect(b *testing.B) {
 	benchServe(b, benchHandler, httptest.NewRequest("GET", "http://example.com/api/data/1", nil))
 }
 
 func BenchmarkCacheHitLocal(b *testing.B) {
-	local, err := store.NewMemory(64 << 20)
-	if err != nil {
-		b.Fatal(err)
-	}
-	remote, err := store.NewMemory(64 << 20)
-	if err != nil {
-		b.Fatal(err)
-	}
-	t, err := store.NewTiered(local, remote)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { t.Close(); local.Close(); remote.Close() })
-	c := benchCache(b, t)
-	h := c.Handler(benchHandler)
-	r := httptest.NewRequest("GET", "http://example.com/api/data/1", nil)
-	h.ServeHTTP(httptest.NewRecorder(), r)
-	c.bg.wait()
-	benchServe(b, h, r)
-	if st := c.Stats(); st.Misses != 1 {
-		b.Fatalf("stats %+v, want hits only", st)
-	}
+	benchLocalHit(b, newTieredMemory(b), cacheOnly, benchServe)
 }
 
 // BenchmarkCacheHitLocalRecover is BenchmarkCacheHitLocal through the
 // recommended chain, Recover then the cache: the in-process hit whose
 // allocations the goal bounds (at most 2 above BenchmarkHandlerDirect).
 func BenchmarkCacheHitLocalRecover(b *testing.B) {
-	local, err := store.NewMemory(64 << 20)
-	if err != nil {
-		b.Fatal(err)
-	}
-	remote, err := store.NewMemory(64 << 20)
-	if err != nil {
-		b.Fatal(err)
-	}
-	t, err := store.NewTiered(local, remote)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { t.Close(); local.Close(); remote.Close() })
-	c := benchCache(b, t)
-	h := Recover()(c.Handler(benchHandler))
-	r := httptest.NewRequest("GET", "http://example.com/api/data/1", nil)
-	h.ServeHTTP(httptest.NewRecorder(), r)
-	c.bg.wait()
-	benchServe(b, h, r)
-	if st := c.Stats(); st.Misses != 1 {
-		b.Fatalf("stats %+v, want hits only", st)
-	}
+	benchLocalHit(b, newTieredMemory(b), recoverThenCache, benchServe)
 }
 
 // benchRedisOptions are the client options of the Redis benchmarks: those
@@ -220,26 +220,5 @@ func BenchmarkCacheMiss(b *testing.B) {
 // BenchmarkCacheHitLocalChain is BenchmarkCacheHitLocalRecover through
 // Chain, which answers a fresh in-process hit before Recover's set-up.
 func BenchmarkCacheHitLocalChain(b *testing.B) {
-	local, err := store.NewMemory(64 << 20)
-	if err != nil {
-		b.Fatal(err)
-	}
-	remote, err := store.NewMemory(64 << 20)
-	if err != nil {
-		b.Fatal(err)
-	}
-	t, err := store.NewTiered(local, remote)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { t.Close(); local.Close(); remote.Close() })
-	c := benchCache(b, t)
-	h := Chain(c).Then(benchHandler)
-	r := httptest.NewRequest("GET", "http://example.com/api/data/1", nil)
-	h.ServeHTTP(httptest.NewRecorder(), r)
-	c.bg.wait()
-	benchServe(b, h, r)
-	if st := c.Stats(); st.Misses != 1 {
-		b.Fatalf("stats %+v, want hits only", st)
-	}
+	benchLocalHit(b, newTieredMemory(b), chainOf, benchServe)
 }

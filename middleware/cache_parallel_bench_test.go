@@ -42,60 +42,30 @@ func BenchmarkHandlerDirectParallel(b *testing.B) {
 // BenchmarkCacheHitLocalParallel is BenchmarkCacheHitLocal from every
 // goroutine at once, on the same key.
 func BenchmarkCacheHitLocalParallel(b *testing.B) {
-	local, err := store.NewMemory(64 << 20)
-	if err != nil {
-		b.Fatal(err)
-	}
-	remote, err := store.NewMemory(64 << 20)
-	if err != nil {
-		b.Fatal(err)
-	}
-	t, err := store.NewTiered(local, remote)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { t.Close(); local.Close(); remote.Close() })
-	c := benchCache(b, t)
-	h := c.Handler(benchHandler)
-	r := httptest.NewRequest("GET", "http://example.com/api/data/1", nil)
-	h.ServeHTTP(httptest.NewRecorder(), r)
-	c.bg.wait()
-	benchServeParallel(b, h, r)
-	if st := c.Stats(); st.Misses != 1 {
-		b.Fatalf("stats %+v, want hits only", st)
-	}
+	benchLocalHit(b, newTieredMemory(b), cacheOnly, benchServeParallel)
 }
 
 // BenchmarkRecoverCacheHitLocalParallel is the hit of Recover, then the
 // cache (alice.New(Recover(), c.Handler), without Chain's fast path), from
 // every goroutine at once.
 func BenchmarkRecoverCacheHitLocalParallel(b *testing.B) {
-	local, err := store.NewMemory(64 << 20)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { local.Close() })
-	c := benchCache(b, local)
-	h := Recover()(c.Handler(benchHandler))
-	r := httptest.NewRequest("GET", "http://example.com/api/data/1", nil)
-	h.ServeHTTP(httptest.NewRecorder(), r)
-	c.bg.wait()
-	benchServeParallel(b, h, r)
+	benchLocalHit(b, newBenchMemory(b), recoverThenCache, benchServeParallel)
 }
 
 // BenchmarkChainHitLocalParallel is the hit of Chain (as failsoft.New
 // builds it), which answers a fresh in-process hit before Recover's
 // set-up, from every goroutine at once.
 func BenchmarkChainHitLocalParallel(b *testing.B) {
-	local, err := store.NewMemory(64 << 20)
+	benchLocalHit(b, newBenchMemory(b), chainOf, benchServeParallel)
+}
+
+// newBenchMemory returns an in-process store of 64 MiB, closed when b ends.
+func newBenchMemory(b *testing.B) *store.Memory {
+	b.Helper()
+	m, err := store.NewMemory(64 << 20)
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { local.Close() })
-	c := benchCache(b, local)
-	h := Chain(c).Then(benchHandler)
-	r := httptest.NewRequest("GET", "http://example.com/api/data/1", nil)
-	h.ServeHTTP(httptest.NewRecorder(), r)
-	c.bg.wait()
-	benchServeParallel(b, h, r)
+	b.Cleanup(func() { m.Close() })
+	return m
 }

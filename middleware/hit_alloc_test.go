@@ -20,22 +20,6 @@ import (
 // writing the same bytes directly. (Not under -race, which allocates on its
 // own.)
 func TestHitAllocations(t *testing.T) {
-	newTiered := func(t *testing.T) store.Store {
-		local, err := store.NewMemory(64 << 20)
-		if err != nil {
-			t.Fatal(err)
-		}
-		remote, err := store.NewMemory(64 << 20)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ts, err := store.NewTiered(local, remote)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { ts.Close(); local.Close(); remote.Close() })
-		return ts
-	}
 	allocs := func(t *testing.T, h http.Handler) float64 {
 		r := httptest.NewRequest("GET", "http://example.com/api/data/1", nil)
 		w := &benchWriter{h: make(http.Header, 8)}
@@ -54,13 +38,13 @@ func TestHitAllocations(t *testing.T) {
 		name  string
 		chain func(c *Cache) http.Handler
 	}{
-		{"cache", func(c *Cache) http.Handler { return c.Handler(benchHandler) }},
-		{"recover and cache", func(c *Cache) http.Handler { return Recover()(c.Handler(benchHandler)) }},
-		{"Chain", func(c *Cache) http.Handler { return Chain(c).Then(benchHandler) }},
+		{"cache", cacheOnly},
+		{"recover and cache", recoverThenCache},
+		{"Chain", chainOf},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := newTestCache(t, newTiered(t))
+			c := newTestCache(t, newTieredMemory(t))
 			h := tt.chain(c)
 			h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "http://example.com/api/data/1", nil))
 			c.bg.wait()
