@@ -40,8 +40,12 @@ type entry struct {
 	Kind entryKind
 
 	// Response fields (kindResponse).
-	Status int         // 100..999
-	Header http.Header // the handler's headers, as written
+	Status int // 100..999
+	// Header is the handler's headers, as written. It is nil in an entry
+	// decoded for one request alone (decodeOwned) until
+	// [entry.fillHeader]: a fresh hit on it writes its fields from runs
+	// and flat without building the map.
+	Header http.Header
 	Body   []byte
 
 	StoredAt   time.Time // when the response was generated (received minus its initial age); Age counts from here
@@ -64,10 +68,11 @@ type entry struct {
 	// decodeOwned), is room for the Age and Cache-Status values it is
 	// served with, so that a fresh hit on it allocates no header slices.
 	spare *[2]string
-	// runs and flat, set only on an entry decoded to be kept (see
-	// entryDecoder), are its header values in one slice and, per field,
-	// the name and the end of its values in flat: a fresh hit copies flat
-	// in one piece and walks runs instead of the map (see writeKept).
+	// runs and flat, set on an entry decoded to be kept (see
+	// entryDecoder) or for one request alone (decodeOwned), are its header
+	// values in one slice and, per field, the name and the end of its
+	// values in flat: a fresh hit walks runs instead of the map (see
+	// writeKept and Cache.writeOwned).
 	runs []headerRun
 	flat []string
 }
@@ -211,7 +216,9 @@ func decodeEntry(b []byte, maxBody int) (*entry, error) {
 }
 
 // decodeOwned is decodeEntry for an entry that one request alone will
-// use: a response entry also gets [entry.spare], in the same allocation.
+// use: a response entry also gets [entry.spare], runs and flat, in the
+// same allocation, and no Header until [entry.fillHeader] builds it, which
+// the caller must do before it reads Header.
 func decodeOwned(b []byte, maxBody int) (*entry, error) {
 	return decode(b, maxBody, useOwned)
 }
@@ -222,7 +229,7 @@ type entryUse uint8
 
 const (
 	useShared entryUse = iota // read-only, no extras
-	useOwned                  // one request's alone: entry.spare
+	useOwned                  // one request's alone: entry.spare, runs and flat, Header built on demand
 	useKept                   // kept decoded by a store: entry.runs and entry.flat
 )
 
@@ -273,10 +280,12 @@ type entryValues struct {
 }
 
 // ownedValues is entryValues with room for the Age and Cache-Status
-// values too: the allocation of an entry decoded for one request alone.
+// values and the runs of up to inlineValues fields too: the allocation of
+// an entry decoded for one request alone.
 type ownedValues struct {
 	entryValues
 	spare [2]string
+	runs  [inlineValues]headerRun
 }
 
 // entryDecoder is the [decoded.Decoder] of entries, for stores that keep
@@ -454,23 +463,29 @@ func (d *decoder) response(maxBody int) *entry {
 
 	// Second pass over the validated section: no checks can fail.
 	var ev *entryValues
+	var runs []headerRun
 	if d.use == useOwned {
 		ov := &ownedValues{entryValues: entryValues{entry: entry{Kind: kindResponse, Status: status}}}
 		ov.entry.spare = &ov.spare
-		ev = &ov.entryValues
+		ev, runs = &ov.entryValues, ov.runs[:0]
 	} else {
 		ev = &entryValues{entry: entry{Kind: kindResponse, Status: status}}
 	}
 	e := &ev.entry
-	e.Header = make(http.Header, names)
+	if d.use != useOwned {
+		e.Header = make(http.Header, names)
+	}
 	if lines > 0 {
 		section := string(d.b[start:end])
 		values := ev.values[:min(lines, inlineValues)]
 		if lines > inlineValues {
 			values = make([]string, lines)
 		}
-		if d.use == useKept {
-			e.flat, e.runs = values[:lines:lines], make([]headerRun, 0, names)
+		if d.use != useShared {
+			if names > cap(runs) {
+				runs = make([]headerRun, 0, names)
+			}
+			e.flat, e.runs = values[:lines:lines], runs
 		}
 		d.off = start
 		first, runName := 0, ""
@@ -494,11 +509,29 @@ func (d *decoder) response(maxBody int) *entry {
 }
 
 // addField sets the decoded field name to values[start:end] (capacity
-// clipped), and records it in e.runs when e is to be kept.
+// clipped) in e.Header, if e has one yet, and records it in e.runs, if e
+// has them.
 func (e *entry) addField(name string, values []string, start, end int) {
-	e.Header[name] = values[start:end:end]
+	if e.Header != nil {
+		e.Header[name] = values[start:end:end]
+	}
 	if e.runs != nil {
 		e.runs = append(e.runs, headerRun{name: name, end: end})
+	}
+}
+
+// fillHeader builds the Header of a response entry decoded without one
+// (decodeOwned) from its runs: the map aliases flat, each field's values
+// capacity clipped. It does nothing to an entry that has its Header.
+func (e *entry) fillHeader() {
+	if e.Header != nil || e.Kind != kindResponse {
+		return
+	}
+	e.Header = make(http.Header, len(e.runs))
+	start := 0
+	for _, f := range e.runs {
+		e.Header[f.name] = e.flat[start:f.end:f.end]
+		start = f.end
 	}
 }
 

@@ -12,7 +12,9 @@ import (
 // FuzzDecodeEntry decodes arbitrary bytes, as a store may hand back: no
 // panic, every error wraps errBadEntry, and what decodes is in the
 // encoder's canonical form (re-encoding gives the input back) and decodes
-// again to an equal entry.
+// again to an equal entry; the decodes for one request alone (whose Header
+// is built on demand) and to be kept accept and reject the same bytes and
+// give the same entry.
 func FuzzDecodeEntry(f *testing.F) {
 	f.Add(encodeEntry(nil, sampleEntry()), 1<<20)
 	f.Add(encodeEntry(nil, &entry{Kind: kindResponse, Status: 204}), 0)
@@ -22,6 +24,32 @@ func FuzzDecodeEntry(f *testing.F) {
 	f.Add([]byte{}, -1)
 	f.Fuzz(func(t *testing.T, b []byte, maxBody int) {
 		e, err := decodeEntry(b, maxBody)
+		for _, use := range []entryUse{useOwned, useKept} {
+			o, oerr := decode(b, maxBody, use)
+			if (oerr == nil) != (err == nil) {
+				t.Fatalf("use %d: error %v, shared decode's %v", use, oerr, err)
+			}
+			if oerr == nil {
+				fromRuns := http.Header{}
+				start := 0
+				for _, r := range o.runs {
+					fromRuns[r.name] = o.flat[start:r.end]
+					start = r.end
+				}
+				if start != len(o.flat) {
+					t.Fatalf("use %d: runs end at %d of %d values", use, start, len(o.flat))
+				}
+				o.fillHeader()
+				if d := sameEntry(e, o); d != "" {
+					t.Fatalf("use %d: differs from the shared decode: %s", use, d)
+				}
+				if d := sameEntry(e, &entry{Kind: e.Kind, Status: e.Status, Header: fromRuns, Body: e.Body,
+					StoredAt: e.StoredAt, FreshUntil: e.FreshUntil, SWRUntil: e.SWRUntil, StaleUntil: e.StaleUntil,
+					VaryHeaders: e.VaryHeaders, Nonce: e.Nonce}); e.Kind == kindResponse && d != "" {
+					t.Fatalf("use %d: runs differ from the shared decode's Header: %s", use, d)
+				}
+			}
+		}
 		if err != nil {
 			if !errors.Is(err, errBadEntry) {
 				t.Fatalf("error does not wrap errBadEntry: %v", err)

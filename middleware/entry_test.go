@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"reflect"
 	"runtime"
 	"slices"
 	"strings"
@@ -404,8 +405,9 @@ func TestEntryDecodeAllocBound(t *testing.T) {
 
 // TestEntryKeptFields checks that an entry decoded to be kept sets, through
 // writeKept, exactly its header fields plus Age and Cache-Status, each
-// field's values in order and in a slice of their own; and that other
-// decodes carry no runs.
+// field's values in order and in a slice of their own; that a shared
+// decode carries no runs; and that an owned decode carries runs and no
+// Header until fillHeader builds the same one.
 func TestEntryKeptFields(t *testing.T) {
 	headers := []http.Header{
 		{},
@@ -419,13 +421,30 @@ func TestEntryKeptFields(t *testing.T) {
 			e := sampleEntry()
 			e.Header = h
 			b := encodeEntry(nil, e)
-			for _, use := range []entryUse{useShared, useOwned} {
-				d, err := decode(b, -1, use)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if d.runs != nil || d.flat != nil {
-					t.Errorf("use %d: runs %v, flat %q; want none", use, d.runs, d.flat)
+			shared, err := decode(b, -1, useShared)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if shared.runs != nil || shared.flat != nil {
+				t.Errorf("shared: runs %v, flat %q; want none", shared.runs, shared.flat)
+			}
+			owned, err := decode(b, -1, useOwned)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if owned.Header != nil {
+				t.Errorf("owned: Header %q before fillHeader, want nil", owned.Header)
+			}
+			if got, want := len(owned.runs), len(h); got != want {
+				t.Errorf("owned: %d runs, want %d", got, want)
+			}
+			owned.fillHeader()
+			if owned.Header == nil || !reflect.DeepEqual(owned.Header, shared.Header) {
+				t.Errorf("owned: Header %q after fillHeader, want %q", owned.Header, shared.Header)
+			}
+			for k, v := range owned.Header {
+				if len(v) != cap(v) {
+					t.Errorf("owned: %s has capacity %d over its %d values", k, cap(v), len(v))
 				}
 			}
 			kept, err := decode(b, -1, useKept)

@@ -6,6 +6,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"testing"
 	"time"
 
@@ -108,5 +109,39 @@ func TestRedisHitAllocations(t *testing.T) {
 	t.Logf("raw GET %v allocations, Redis hit %v", raw, hit)
 	if hit > raw+8 {
 		t.Errorf("a Redis hit allocates %v objects, a raw GET %v: more than 8 above", hit, raw)
+	}
+}
+
+// TestDecodeOwnedAllocations: an entry decoded for one request alone, with
+// up to inlineValues header values, costs two allocations (the entry with
+// room for its values, runs and the hit's two fields; one string for the
+// header section) and builds no map until a path asks for its Header; one
+// with more values takes one slice more for them, one with more fields one
+// more for its runs.
+func TestDecodeOwnedAllocations(t *testing.T) {
+	many := http.Header{}
+	for i := range inlineValues + 1 {
+		many["X-F"+strconv.Itoa(i)] = []string{"v"}
+	}
+	for _, tt := range []struct {
+		name   string
+		header http.Header
+		want   float64
+	}{
+		{"none", http.Header{}, 1},
+		{"sample", sampleEntry().Header, 2},
+		{"over inline", many, 4},
+	} {
+		e := sampleEntry()
+		e.Header = tt.header
+		b := encodeEntry(nil, e)
+		got := testing.AllocsPerRun(100, func() {
+			if _, err := decodeOwned(b, -1); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if got != tt.want {
+			t.Errorf("%s: decodeOwned allocates %v times, want %v", tt.name, got, tt.want)
+		}
 	}
 }

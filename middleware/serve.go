@@ -65,16 +65,13 @@ func (c *Cache) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 	lk := c.lookup(r, material, now)
 	if e := lk.e; e != nil {
 		strict := reqCC.NoCache || reqCC.HasMaxAge || reqCC.HasMinFresh
+		fresh := now.Before(e.FreshUntil) && acceptable(reqCC, e, now)
+		if !fresh {
+			// Every path but a fresh hit reads the stored fields by name.
+			e.fillHeader()
+		}
 		switch {
-		case !now.Before(e.StaleUntil):
-			// Past every window: no answer, at most a validator to
-			// revalidate with.
-			if hasValidator(e) {
-				lk.fwd = "stale"
-			} else {
-				lk.e, lk.fwd = nil, "miss"
-			}
-		case now.Before(e.FreshUntil) && acceptable(reqCC, e, now):
+		case fresh:
 			c.st.hits.Add(1)
 			age, cs := c.cs.hitFields(e, now)
 			if e.spare != nil {
@@ -86,6 +83,14 @@ func (c *Cache) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 				c.log.DebugContext(r.Context(), "failsoft: cache hit", "path", r.URL.Path)
 			}
 			return
+		case !now.Before(e.StaleUntil):
+			// Past every window: no answer, at most a validator to
+			// revalidate with.
+			if hasValidator(e) {
+				lk.fwd = "stale"
+			} else {
+				lk.e, lk.fwd = nil, "miss"
+			}
 		case now.Before(e.SWRUntil) && !strict:
 			c.st.staleServed.Add(1)
 			c.serveEntry(w, r, e, now, c.cs.hit(e, now, "stale-while-revalidate"))
@@ -319,16 +324,22 @@ func writeStatusBody(w http.ResponseWriter, r *http.Request, e *entry) {
 
 // writeOwned is writeEntry for a fresh hit on an entry decoded for this
 // request alone (entry.spare is set; see [Cache.read]), which nothing uses
-// after it is served: its value slices go to the writer as they are, and
-// Age and Cache-Status take its spare slots, so that nothing is copied.
+// after it is served: its value slices go to the writer as they are, from
+// its runs (its Header is built only for a conditional request), and Age
+// and Cache-Status take its spare slots, so that nothing is copied.
 func (c *Cache) writeOwned(w http.ResponseWriter, r *http.Request, e *entry, age, cs string) {
-	if e.Status == http.StatusOK && notModified(r.Header, e.Header) {
-		c.writeEntry(w, r, e, age, cs)
-		return
+	if e.Status == http.StatusOK && isConditional(r.Header) {
+		e.fillHeader()
+		if notModified(r.Header, e.Header) {
+			c.writeEntry(w, r, e, age, cs)
+			return
+		}
 	}
 	dst := w.Header()
-	for k, v := range e.Header {
-		dst[k] = v // capacity clipped by the decoder: an append copies
+	start := 0
+	for _, f := range e.runs {
+		dst[f.name] = e.flat[start:f.end:f.end] // capacity clipped: an append copies
+		start = f.end
 	}
 	e.spare[0], e.spare[1] = age, cs
 	dst["Age"] = e.spare[0:1:1]
