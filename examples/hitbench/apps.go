@@ -15,10 +15,10 @@ import (
 	"github.com/failsoft/failsoft"
 )
 
-// app is one of the four servers measured side by side, each on its own
+// app is one of the six servers measured side by side, each on its own
 // loopback port.
 type app struct {
-	id    string // "a" .. "d"
+	id    string // "a" .. "f"
 	name  string
 	url   string
 	isHit bool          // its answers must carry Cache-Status "; hit"
@@ -55,32 +55,45 @@ func bytesHandler(body []byte) http.Handler {
 
 // hitFieldsHandler is bytesHandler writing also the two header fields
 // every cache hit carries, Age and Cache-Status, with values of a hit's
-// length: what net/http itself costs for them, which no cache can avoid.
+// length: the same bytes on the wire as an in-process hit, and what
+// net/http itself costs for the two fields, which no cache can avoid.
 func hitFieldsHandler(body []byte) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("Content-Type", "application/json")
-		h["Age"] = []string{"0"}
-		h["Cache-Status"] = []string{"failsoft; hit; ttl=3599"}
+		setHitFields(h)
 		w.Write(body)
 	})
 }
 
+// setHitFields sets the Age and Cache-Status of a fresh hit on h, as a
+// bare handler would write them: two new slices.
+func setHitFields(h http.Header) {
+	h["Age"] = []string{"0"}
+	h["Cache-Status"] = []string{"failsoft; hit; ttl=3599"}
+}
+
 // redisGetHandler answers with the value of bodyKey, read with one go-redis
-// GET per request: the floor of any answer served from Redis.
-func redisGetHandler(rdb *redis.Client) http.Handler {
+// GET per request: the floor of any answer served from Redis. With
+// hitFields it also writes a hit's Age and Cache-Status (see
+// hitFieldsHandler): the same bytes as a Redis hit.
+func redisGetHandler(rdb *redis.Client, hitFields bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		v, err := rdb.Get(r.Context(), bodyKey).Bytes()
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadGateway)
 			return
 		}
-		w.Header().Set("Content-Type", "application/json")
+		h := w.Header()
+		h.Set("Content-Type", "application/json")
+		if hitFields {
+			setHitFields(h)
+		}
 		w.Write(v)
 	})
 }
 
-// startApps starts the four servers against the redis-server at addr,
+// startApps starts the six servers against the redis-server at addr,
 // stores body under bodyKey and warms failsoft's caches on the one key the
 // load asks for. The caller must close every app returned, also on error.
 func startApps(ctx context.Context, addr string, body []byte, client *http.Client) ([]*app, error) {
@@ -112,7 +125,7 @@ func startApps(ctx context.Context, addr string, body []byte, client *http.Clien
 		rb.Close()
 		return apps, fmt.Errorf("SET %s: %w", bodyKey, err)
 	}
-	if err := add("b", "bare handler, one go-redis GET", false, redisGetHandler(rb), rb.Close); err != nil {
+	if err := add("b", "bare handler, one go-redis GET", false, redisGetHandler(rb, false), rb.Close); err != nil {
 		return apps, err
 	}
 
@@ -136,6 +149,10 @@ func startApps(ctx context.Context, addr string, body []byte, client *http.Clien
 		apps[len(apps)-1].hits = func() uint64 { return fs.Stats().Cache.Hits }
 	}
 	if err := add("e", "bare handler, same bytes and a hit's Age, Cache-Status", false, hitFieldsHandler(body)); err != nil {
+		return apps, err
+	}
+	rf := newClient()
+	if err := add("f", "bare handler, one go-redis GET and a hit's Age, Cache-Status", false, redisGetHandler(rf, true), rf.Close); err != nil {
 		return apps, err
 	}
 

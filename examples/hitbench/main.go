@@ -8,6 +8,9 @@
 //	   in-process hit on one warm key (an hour, so that the key does not
 //	   expire, and one request refetch it, during a run);
 //	d. the same with failsoft.WithMemory(0): a hit served from Redis;
+//	e. a writing also a hit's Age and Cache-Status: the same bytes on the
+//	   wire as c;
+//	f. b writing also a hit's Age and Cache-Status: the same bytes as d;
 //
 // and loads each in turn, in several alternating rounds, with a closed loop
 // of keep-alive connections from a net/http client in the same process, or
@@ -15,9 +18,13 @@
 // servers and so shows their differences better; words before the binary
 // are kept, so that "taskset -c 0 hitbench -wrk 'taskset -c 1 wrk'" gives
 // the servers and redis-server one CPU and wrk the other). It prints
-// requests/s, p50 and p99 per app (medians over the rounds) and the ratios
-// c/a and d/b against the goal of 0.92. It starts its own redis-server on a
-// free loopback port and sends traffic to 127.0.0.1 only.
+// requests/s, p50 and p99 per app (medians over the rounds), CPU time per
+// request, and the ratios against the goal of 0.92: c/a and d/b
+// (the bare handlers of the table, which write two header fields
+// fewer than any hit) and c/e and d/f (the bare handlers writing the same
+// bytes), with e/a and f/b, what net/http costs for those two fields. It
+// starts its own redis-server on a free loopback port and sends traffic
+// to 127.0.0.1 only.
 //
 //	go run ./examples/hitbench [-conns 32] [-duration 5s] [-rounds 3] [-body 1024]
 //	                           [-wrk /usr/bin/wrk] [-profile-app c]
@@ -68,7 +75,7 @@ func main() {
 	fs.IntVar(&cfg.bodySize, "body", cfg.bodySize, "size of the JSON answer in bytes")
 	fs.StringVar(&cfg.redisServer, "redis-server", "", "redis-server binary (default: $FAILSOFT_REDIS_SERVER, else redis-server on $PATH)")
 	fs.StringVar(&cfg.wrk, "wrk", "", "drive the load with this wrk command (one thread, -conns connections) instead of the in-process client; words before the binary are kept, e.g. \"taskset -c 1 wrk\"")
-	fs.StringVar(&cfg.profileApp, "profile-app", cfg.profileApp, "the app (a, b, c or d) that -cpuprofile and -memprofile profile")
+	fs.StringVar(&cfg.profileApp, "profile-app", cfg.profileApp, "the app (a to f) that -cpuprofile and -memprofile profile")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of one more run of the -profile-app app to this file")
 	fs.StringVar(&cfg.memProfile, "memprofile", "", "write allocation profiles around one more run of the -profile-app app to this file (and .base)")
 	fs.Parse(os.Args[1:])
@@ -99,14 +106,19 @@ type result struct {
 	// d with redis-server's): the throughput ratios a machine that only
 	// served these apps would show.
 	cpuInProcess, cpuRedisHit float64
+	// cpu...Same are e/c and f/d of the median CPU time per request: the
+	// same against the bare handlers that write the same bytes as a hit.
+	cpuInProcessSame, cpuRedisHitSame float64
 	// paired are the lower quartile, median and upper quartile of the
 	// rounds' own c/a and d/b ratios: the verdict's figure.
 	inProcessPaired, redisHitPaired [3]float64
-	// fieldsPaired is e/a and hitVsFieldsPaired c/e, as the paired ratios:
-	// the share of the bare handler that the hit's two header fields cost
-	// in net/http, and the in-process hit against a bare handler that
-	// writes them too.
-	fieldsPaired, hitVsFieldsPaired [3]float64
+	// fieldsPaired is e/a and redisFieldsPaired f/b, as the paired
+	// ratios: the share of each bare handler that a hit's two header
+	// fields cost in net/http. hitVsFieldsPaired is c/e and
+	// redisHitVsFieldsPaired d/f: each hit path against the bare handler
+	// that writes the same bytes.
+	fieldsPaired, hitVsFieldsPaired           [3]float64
+	redisFieldsPaired, redisHitVsFieldsPaired [3]float64
 }
 
 // goal is the bar for both ratios.

@@ -21,7 +21,7 @@ func TestMain(m *testing.M) {
 }
 
 // TestHitbenchSmoke runs hitbench with tiny rounds and checks that it
-// measures and reports all four apps, each answering only what it should.
+// measures and reports all six apps, each answering only what it should.
 // Throughput is printed, not checked: on a shared two-core machine it
 // measures the machine as much as failsoft.
 func TestHitbenchSmoke(t *testing.T) {
@@ -40,7 +40,7 @@ func TestHitbenchSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	wantApps := []string{"a. bare handler", "b. bare handler, one go-redis GET", "c. failsoft, in-process hit", "d. failsoft, Redis hit", "e. bare handler, same bytes and a hit's"}
+	wantApps := []string{"a. bare handler", "b. bare handler, one go-redis GET", "c. failsoft, in-process hit", "d. failsoft, Redis hit", "e. bare handler, same bytes and a hit's", "f. bare handler, one go-redis GET and a hit's"}
 	if len(res.apps) != len(wantApps) {
 		t.Fatalf("apps %q, want %d", res.apps, len(wantApps))
 	}
@@ -59,9 +59,9 @@ func TestHitbenchSmoke(t *testing.T) {
 			if r.requests == 0 || r.rps() <= 0 || r.p50 <= 0 || r.p99 < r.p50 {
 				t.Errorf("%s round %d: %d requests, %.0f/s, p50 %v, p99 %v", name, j+1, r.requests, r.rps(), r.p50, r.p99)
 			}
-			// Every request costs this process CPU; b and d cost
+			// Every request costs this process CPU; b, d and f cost
 			// redis-server some too (one GET each).
-			if r.cpu <= 0 || (i == 1 || i == 3) && r.redisCPU <= 0 {
+			if r.cpu <= 0 || (i == 1 || i == 3 || i == 5) && r.redisCPU <= 0 {
 				t.Errorf("%s round %d: CPU per request %v, redis-server's %v", name, j+1, r.cpu, r.redisCPU)
 			}
 			if r.failed != 0 {
@@ -74,17 +74,18 @@ func TestHitbenchSmoke(t *testing.T) {
 			}
 		}
 	}
-	// Only b and d ask Redis: b once per request, d at most once (less
-	// when the breaker opened on an overloaded machine); the in-process
-	// tier of c may be refreshed now and then, never per request.
-	for i, want := range []struct{ lo, hi float64 }{{0, 0.01}, {0.9, 1.1}, {0, 0.1}, {0.01, 1.1}, {0, 0.01}} {
+	// Only b, d and f ask Redis: b and f once per request, d at most once
+	// (less when the breaker opened on an overloaded machine); the
+	// in-process tier of c may be refreshed now and then, never per request.
+	for i, want := range []struct{ lo, hi float64 }{{0, 0.01}, {0.9, 1.1}, {0, 0.1}, {0.01, 1.1}, {0, 0.01}, {0.9, 1.1}} {
 		got := median(res.rounds[i], func(r round) float64 { return r.redisCmds })
 		if got < want.lo || got > want.hi {
 			t.Errorf("%s: %.3f Redis commands per request, want within [%v, %v]", res.apps[i], got, want.lo, want.hi)
 		}
 	}
 	for name, r := range map[string]float64{"c/a": res.inProcess, "d/b": res.redisHit, "a/c  CPU": res.cpuInProcess, "b/d  CPU": res.cpuRedisHit,
-		"e/a": res.fieldsPaired[1], "c/e": res.hitVsFieldsPaired[1]} {
+		"e/a": res.fieldsPaired[1], "c/e": res.hitVsFieldsPaired[1], "f/b": res.redisFieldsPaired[1], "d/f": res.redisHitVsFieldsPaired[1],
+		"e/c  CPU": res.cpuInProcessSame, "f/d  CPU": res.cpuRedisHitSame} {
 		if !(r > 0) || math.IsInf(r, 0) {
 			t.Errorf("ratio %s = %v, want a positive number", name, r)
 		}
@@ -132,19 +133,22 @@ func TestRoundOrder(t *testing.T) {
 			}
 		}
 	}
-	// Five apps: e (4) also runs next to c (2).
-	for r := range 8 {
-		order := roundOrder(r, 5)
-		pos := make(map[int]int)
-		for p, app := range order {
-			pos[app] = p
-		}
-		if len(order) != 5 || len(pos) != 5 {
-			t.Fatalf("round %d: order %v does not run each of 5 apps once", r, order)
-		}
-		for _, pair := range [][2]int{{0, 2}, {1, 3}, {4, 2}} {
-			if d := pos[pair[0]] - pos[pair[1]]; d != 1 && d != -1 {
-				t.Errorf("round %d: order %v does not run apps %d and %d one after the other", r, order, pair[0], pair[1])
+	// Five apps: e (4) also runs next to c (2); six: f (5) also next to
+	// d (3).
+	for n, pairs := range map[int][][2]int{5: {{0, 2}, {1, 3}, {4, 2}}, 6: {{0, 2}, {1, 3}, {4, 2}, {5, 3}}} {
+		for r := range 8 {
+			order := roundOrder(r, n)
+			pos := make(map[int]int)
+			for p, app := range order {
+				pos[app] = p
+			}
+			if len(order) != n || len(pos) != n {
+				t.Fatalf("round %d: order %v does not run each of %d apps once", r, order, n)
+			}
+			for _, pair := range pairs {
+				if d := pos[pair[0]] - pos[pair[1]]; d != 1 && d != -1 {
+					t.Errorf("round %d: order %v does not run apps %d and %d one after the other", r, order, pair[0], pair[1])
+				}
 			}
 		}
 	}
