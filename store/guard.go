@@ -45,7 +45,10 @@ type BreakerStats struct {
 	State      State
 	Since      time.Time     // when State was entered (construction time at first), by the guard's clock
 	RetryAfter time.Duration // see [Guard.RetryAfter]
-	// Counts of the breaker's current window (cleared on each state change).
+	// Counts of the breaker's current window (cleared on each state
+	// change), of the calls it was told about: while it is closed, calls
+	// pass without asking it and it is told only of failures and of the
+	// first success after them, which ends their run (see [Guard]).
 	Requests             uint32
 	ConsecutiveFailures  uint32
 	ConsecutiveSuccesses uint32
@@ -105,6 +108,11 @@ type BreakerStats struct {
 // Every outage a call sees, including an open-breaker refusal, is recorded
 // in the caller's context with [RecordFailure].
 //
+// While the breaker is closed, calls pass without taking its lock (a closed
+// breaker admits every call), and it is told only what it trips on: each
+// failure, and the first success after failures. Calls through one guard
+// do not serialize on the breaker while Redis is healthy.
+//
 // State changes are logged once each (Warn when the breaker opens, Info when
 // it half-opens or closes) and passed to the [WithOnStateChange] callback, in
 // order, on the goroutine of a call or method that caused or observed the
@@ -126,13 +134,30 @@ type Guard struct {
 	inline bool
 	window atomic.Pointer[deadlineWindow]
 
-	inflight atomic.Int64
-	closed   atomic.Bool
-	closeMu  sync.Mutex    // serialises Close
-	idle     chan struct{} // signalled when inflight drops to 0 after Close
+	closed  atomic.Bool
+	closeMu sync.Mutex    // serialises Close
+	idle    chan struct{} // signalled when inflight drops to 0 after Close
 
-	nCalls, nFailures, nTimeouts, nRejected, nTrips atomic.Uint64
-	lastClass                                       atomic.Int32 // class of the last outage seen
+	// closedAt and unreset are the breaker's closed state as calls see it
+	// without taking its lock (see allow): closedAt is the number of state
+	// changes so far, shifted left by one, with the low bit set while the
+	// breaker is closed; unreset counts the failures told to the breaker
+	// since it was last told a success. Every call reads them; state
+	// changes and failures write them.
+	closedAt atomic.Uint64
+	unreset  atomic.Int64
+
+	// Every call writes inflight and nCalls: each has a cache line of its
+	// own, so that calls on other CPUs do not stall on the fields they
+	// only read, above.
+	_        cacheLinePad
+	inflight atomic.Int64
+	_        cacheLinePad
+	nCalls   atomic.Uint64
+	_        cacheLinePad
+
+	nFailures, nTimeouts, nRejected, nTrips atomic.Uint64
+	lastClass                               atomic.Int32 // class of the last outage seen
 
 	// State changes, queued by the breaker's callback (under its lock) and
 	// delivered by deliver outside it.
@@ -237,6 +262,7 @@ func newGuard(s Store, o guardConfig) *Guard {
 	}
 	g.calls.New = func() any { return &call{done: make(chan *call, 1)} }
 	g.stamp.Store(&stateStamp{state: StateClosed, at: o.now()})
+	g.closedAt.Store(1) // no state change yet, closed
 	threshold := o.failureThreshold
 	g.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:          o.name,
@@ -397,7 +423,7 @@ func (g *Guard) do(parent context.Context, o op, key string, value []byte, ttl t
 		g.refused(parent, o, start, err)
 		return result{err: err}
 	}
-	done, err := g.allow(errs)
+	t, err := g.allow(errs)
 	if err != nil {
 		g.release()
 		g.refused(parent, o, start, err)
@@ -455,7 +481,7 @@ func (g *Guard) do(parent context.Context, o op, key string, value []byte, ttl t
 			r.err = errs.timeout // the store gave up at our deadline: say so
 		}
 	}
-	g.settle(parent, o, start, done, class, r.err)
+	g.settle(parent, o, start, t, class, r.err)
 	return r
 }
 
@@ -642,18 +668,82 @@ func (g *Guard) release() {
 	}
 }
 
-// allow asks the breaker for a turn, mapping its refusals to errs. State
-// changes the question caused are delivered before it returns.
-func (g *Guard) allow(errs *opErrors) (func(error), error) {
+// cacheLinePad is a cache line's worth of padding: 128 bytes covers the
+// 64-byte lines of amd64 with their adjacent-line prefetch, and the
+// 128-byte lines of some arm64 CPUs.
+type cacheLinePad [128]byte
+
+// turn is a call's admission by the breaker, which settle reports the
+// call's outcome to.
+type turn struct {
+	// done is the breaker's own turn (gobreaker's two-step Allow); nil for
+	// a turn taken without asking it, while it was closed.
+	done func(error)
+	// closedAt is g.closedAt when a turn without done was taken.
+	closedAt uint64
+}
+
+// allow gives a call its turn, mapping the breaker's refusals to errs.
+// State changes the question caused are delivered before it returns.
+//
+// While the breaker is closed a call is admitted without asking it: a
+// closed breaker admits every call, and asking takes its lock and reads
+// the clock twice per call, which would serialize every call through the
+// guard. Such a turn tells the breaker only what it trips on (see report):
+// its failures, and a success that ends a run of failures.
+func (g *Guard) allow(errs *opErrors) (turn, error) {
+	if c := g.closedAt.Load(); c&1 == 1 {
+		return turn{closedAt: c}, nil
+	}
 	done, err := g.cb.Allow()
 	g.deliver()
 	switch {
 	case err == nil:
-		return done, nil
+		return turn{done: done}, nil
 	case errors.Is(err, gobreaker.ErrTooManyRequests):
-		return nil, errs.busy
+		return turn{}, errs.busy
 	default:
-		return nil, errs.open
+		return turn{}, errs.open
+	}
+}
+
+// report tells the breaker a call's outcome: nil for a success,
+// errBreakerFailure, or errBreakerExcluded for a call that does not count.
+//
+// A turn taken while the breaker was closed (no done) tells it nothing of
+// an excluded call, nor of a success unless failures were told since the
+// last success: the breaker trips on consecutive failures, which such a
+// success leaves at zero. A failure, or a success that resets the run,
+// takes a turn of the breaker now and reports through it, unless the
+// breaker changed state since the call began: its outcome then belongs to
+// an earlier state, which the breaker would ignore too.
+func (g *Guard) report(t turn, outcome error) {
+	if t.done != nil {
+		t.done(outcome)
+		return
+	}
+	switch {
+	case outcome == errBreakerExcluded:
+		return
+	case outcome == nil && (g.unreset.Load() == 0 || g.unreset.Swap(0) == 0):
+		return
+	}
+	if g.closedAt.Load() != t.closedAt {
+		return
+	}
+	done, err := g.cb.Allow()
+	if err != nil {
+		return // no longer closed: another call's failure tripped it
+	}
+	if g.closedAt.Load() != t.closedAt {
+		// The breaker changed state between the check and the turn: the
+		// turn belongs to the new state; give it back uncounted.
+		done(errBreakerExcluded)
+		return
+	}
+	done(outcome)
+	if outcome != nil {
+		g.unreset.Add(1)
 	}
 }
 
@@ -672,24 +762,24 @@ func (g *Guard) refusedName(ctx context.Context, name string, start time.Time, e
 
 // settle reports a call's outcome, of the given class, to the breaker, the
 // counters, the caller's failure tracker and the observer.
-func (g *Guard) settle(ctx context.Context, o op, start time.Time, done func(error), class Class, err error) {
-	g.settleName(ctx, opNames[o], start, done, class, err)
+func (g *Guard) settle(ctx context.Context, o op, start time.Time, t turn, class Class, err error) {
+	g.settleName(ctx, opNames[o], start, t, class, err)
 }
 
-func (g *Guard) settleName(ctx context.Context, name string, start time.Time, done func(error), class Class, err error) {
+func (g *Guard) settleName(ctx context.Context, name string, start time.Time, t turn, class Class, err error) {
 	switch {
 	case class == ClassCanceled:
-		done(errBreakerExcluded)
+		g.report(t, errBreakerExcluded)
 	case class.Outage():
 		g.nFailures.Add(1)
 		if class == ClassTimeout {
 			g.nTimeouts.Add(1)
 		}
 		g.lastClass.Store(int32(class))
-		done(errBreakerFailure)
+		g.report(t, errBreakerFailure)
 		RecordFailure(ctx, err)
 	default:
-		done(nil)
+		g.report(t, nil)
 	}
 	g.deliver()
 	if g.opts.observer != nil {
@@ -698,9 +788,15 @@ func (g *Guard) settleName(ctx context.Context, name string, start time.Time, do
 }
 
 // onStateChange is the breaker's callback. It runs with the breaker's lock
-// held, so it only queues the change for deliver.
+// held, so it only records the change for allow and queues it for deliver.
 func (g *Guard) onStateChange(_ string, from, to gobreaker.State) {
 	t := transition{from: fromBreaker(from), to: fromBreaker(to)}
+	c := (g.closedAt.Load()>>1 + 1) << 1
+	if to == gobreaker.StateClosed {
+		g.unreset.Store(0) // a new state starts its counts at zero
+		c |= 1
+	}
+	g.closedAt.Store(c)
 	if t.to == StateOpen {
 		g.nTrips.Add(1)
 	}

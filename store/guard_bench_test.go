@@ -226,3 +226,20 @@ func BenchmarkGuardOverheadInline(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkGuardOverheadInlineParallel is BenchmarkGuardOverheadInline
+// from every P at once: what calls that all pass one guard cost each other
+// (run with -cpu 1,2,4,8,16).
+func BenchmarkGuardOverheadInlineParallel(b *testing.B) {
+	g := newTestGuard(b, boundedNop{})
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		ctx := context.Background()
+		for pb.Next() {
+			if _, err := g.Get(ctx, "k"); err != nil {
+				b.Errorf("Get: %v", err)
+				return
+			}
+		}
+	})
+}

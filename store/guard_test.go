@@ -1191,3 +1191,44 @@ func (s budgetStore) Get(ctx context.Context, key string) ([]byte, error) {
 }
 func (s budgetStore) Set(context.Context, string, []byte, time.Duration) error { return nil }
 func (s budgetStore) Delete(context.Context, string) error                     { return nil }
+
+// TestGuardClosedBreakerToldFailureRuns: while the breaker is closed, calls
+// pass without asking it, and it is told only what it trips on: each
+// failure, and the first success after failures, which ends their run.
+// Requests and ConsecutiveSuccesses (BreakerStats) count those alone.
+func TestGuardClosedBreakerToldFailureRuns(t *testing.T) {
+	fs := newStubStore()
+	g := newTestGuard(t, fs, WithFailureThreshold(3), WithOpenPeriod(time.Hour))
+	ctx := context.Background()
+	down := errors.New("connection refused")
+	call := func(err error, n int) {
+		t.Helper()
+		fs.failWith(err)
+		for range n {
+			g.Get(ctx, "k")
+		}
+	}
+	check := func(step string, requests, failures, successes uint32, state State) {
+		t.Helper()
+		st := g.Stats()
+		if st.Requests != requests || st.ConsecutiveFailures != failures || st.ConsecutiveSuccesses != successes || st.State != state {
+			t.Errorf("%s: breaker told %d requests, %d consecutive failures, %d consecutive successes, %v; want %d, %d, %d, %v",
+				step, st.Requests, st.ConsecutiveFailures, st.ConsecutiveSuccesses, st.State, requests, failures, successes, state)
+		}
+	}
+	call(nil, 50)
+	check("50 successes", 0, 0, 0, StateClosed)
+	call(down, 2)
+	check("2 failures", 2, 2, 0, StateClosed)
+	call(nil, 50)
+	check("50 successes after them", 3, 0, 1, StateClosed) // only the first is told
+	call(down, 2)
+	call(nil, 1)
+	call(down, 2)
+	check("2 failures, a success, 2 failures", 8, 2, 0, StateClosed)
+	call(down, 1)
+	check("a third failure in a row", 0, 0, 0, StateOpen) // tripped: a new state's counts
+	if st := g.Stats(); st.Calls != 108 || st.Failures != 7 || st.Trips != 1 {
+		t.Errorf("Stats %+v, want 108 calls, 7 failures, 1 trip", st)
+	}
+}

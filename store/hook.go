@@ -149,7 +149,7 @@ func (h *Hook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 			start = time.Now()
 		}
 		name := cmd.Name()
-		done, err := h.admit(ctx)
+		t, err := h.admit(ctx)
 		if err != nil {
 			g.refusedName(ctx, name, start, err)
 			return h.fail(cmd, err)
@@ -162,7 +162,7 @@ func (h *Hook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 		if class == ClassTimeout && errors.Is(err, context.DeadlineExceeded) && cctx.Err() == context.DeadlineExceeded {
 			err = g.errs[opHook].timeout
 		}
-		g.settleName(ctx, name, start, done, class, err)
+		g.settleName(ctx, name, start, t, class, err)
 		if class.Outage() {
 			return h.fail(cmd, err)
 		}
@@ -183,7 +183,7 @@ func (h *Hook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Process
 		if g.opts.observer != nil {
 			start = time.Now()
 		}
-		done, err := h.admit(ctx)
+		t, err := h.admit(ctx)
 		if err != nil {
 			g.refusedName(ctx, "pipeline", start, err)
 			for _, cmd := range cmds {
@@ -205,7 +205,7 @@ func (h *Hook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Process
 			}
 		}
 		class := h.classify(ctx, worst)
-		g.settleName(ctx, "pipeline", start, done, class, worst)
+		g.settleName(ctx, "pipeline", start, t, class, worst)
 		if class.Outage() {
 			return h.failPipeline(cmds, err)
 		}
@@ -214,13 +214,13 @@ func (h *Hook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Process
 }
 
 // admit asks the guard's breaker for a turn.
-func (h *Hook) admit(ctx context.Context) (func(error), error) {
+func (h *Hook) admit(ctx context.Context) (turn, error) {
 	errs := &h.g.errs[opHook]
 	if h.g.closed.Load() {
-		return nil, errs.closed
+		return turn{}, errs.closed
 	}
 	if budgetSpent(ctx) {
-		return nil, errs.spent
+		return turn{}, errs.spent
 	}
 	return h.g.allow(errs)
 }
