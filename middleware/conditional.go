@@ -83,14 +83,6 @@ func (c *Cache) revalidated(r *http.Request, old *entry, h304 http.Header, sent,
 // §15.4.5).
 var notModifiedHeaders = [...]string{"Cache-Control", "Content-Location", "Date", "Etag", "Expires", "Last-Modified", "Vary"}
 
-// isConditional reports whether a request's header has a condition
-// notModified looks at: If-None-Match or If-Modified-Since.
-func isConditional(req http.Header) bool {
-	_, inm := req["If-None-Match"]
-	_, ims := req["If-Modified-Since"]
-	return inm || ims
-}
-
 // notModified evaluates the request's If-None-Match (weak comparison), or
 // without it If-Modified-Since, against a stored response (RFC 9110 §13.2.2).
 // If-Modified-Since is compared with the stored Last-Modified or, without

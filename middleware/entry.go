@@ -528,11 +528,7 @@ func (e *entry) fillHeader() {
 		return
 	}
 	e.Header = make(http.Header, len(e.runs))
-	start := 0
-	for _, f := range e.runs {
-		e.Header[f.name] = e.flat[start:f.end:f.end]
-		start = f.end
-	}
+	setRuns(e.Header, e.runs, e.flat)
 }
 
 // sectionString reads a length-prefixed string that a first pass

@@ -303,14 +303,21 @@ func writeKept(dst http.Header, e *entry, age, cs string) {
 	n := len(e.flat)
 	vals := make([]string, n+2)
 	copy(vals, e.flat)
-	start := 0
-	for _, f := range e.runs {
-		dst[f.name] = vals[start:f.end:f.end]
-		start = f.end
-	}
+	setRuns(dst, e.runs, vals)
 	vals[n], vals[n+1] = age, cs
 	dst["Age"] = vals[n : n+1 : n+1]
 	dst["Cache-Status"] = vals[n+1 : n+2 : n+2]
+}
+
+// setRuns sets in dst each field of runs to its values in vals (laid out
+// as an entry's flat), capacity clipped so that an append to one field
+// copies instead of writing into the next.
+func setRuns(dst http.Header, runs []headerRun, vals []string) {
+	start := 0
+	for _, f := range runs {
+		dst[f.name] = vals[start:f.end:f.end]
+		start = f.end
+	}
 }
 
 // writeStatusBody sends e's status and, unless the request or the status
@@ -328,7 +335,7 @@ func writeStatusBody(w http.ResponseWriter, r *http.Request, e *entry) {
 // its runs (its Header is built only for a conditional request), and Age
 // and Cache-Status take its spare slots, so that nothing is copied.
 func (c *Cache) writeOwned(w http.ResponseWriter, r *http.Request, e *entry, age, cs string) {
-	if e.Status == http.StatusOK && isConditional(r.Header) {
+	if e.Status == http.StatusOK && hasConditional(r.Header) {
 		e.fillHeader()
 		if notModified(r.Header, e.Header) {
 			c.writeEntry(w, r, e, age, cs)
@@ -336,11 +343,7 @@ func (c *Cache) writeOwned(w http.ResponseWriter, r *http.Request, e *entry, age
 		}
 	}
 	dst := w.Header()
-	start := 0
-	for _, f := range e.runs {
-		dst[f.name] = e.flat[start:f.end:f.end] // capacity clipped: an append copies
-		start = f.end
-	}
+	setRuns(dst, e.runs, e.flat)
 	e.spare[0], e.spare[1] = age, cs
 	dst["Age"] = e.spare[0:1:1]
 	dst["Cache-Status"] = e.spare[1:2:2]

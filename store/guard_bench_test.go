@@ -121,7 +121,11 @@ func BenchmarkGuardGetParallel(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	g := newTestGuard(b, st)
+	benchGetParallel(b, newTestGuard(b, st))
+}
+
+// benchGetParallel measures g.Get from every P at once.
+func benchGetParallel(b *testing.B, g *Guard) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		ctx := context.Background()
@@ -231,15 +235,5 @@ func BenchmarkGuardOverheadInline(b *testing.B) {
 // from every P at once: what calls that all pass one guard cost each other
 // (run with -cpu 1,2,4,8,16).
 func BenchmarkGuardOverheadInlineParallel(b *testing.B) {
-	g := newTestGuard(b, boundedNop{})
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		ctx := context.Background()
-		for pb.Next() {
-			if _, err := g.Get(ctx, "k"); err != nil {
-				b.Errorf("Get: %v", err)
-				return
-			}
-		}
-	})
+	benchGetParallel(b, newTestGuard(b, boundedNop{}))
 }
