@@ -48,6 +48,47 @@ func addValidators(h http.Header, e *entry) bool {
 	return false
 }
 
+// confirms reports whether a 304 with the fields h304, answering a request
+// the cache made conditional on the stored response with the fields stored,
+// identifies that response for update (RFC 9111 §4.3.4). A strong
+// entity-tag in the 304 must be the stored response's, strong too (strong
+// comparison: a different one names another representation, and the 304
+// then MUST NOT update anything); a weak one must match it by weak
+// comparison. Without an entity-tag, the 304's Last-Modified, when it has
+// one, must be the stored one. A 304 with neither names no representation:
+// it confirms the one stored response the request was made conditional on
+// (the RFC asks that response to lack a validator too; see README).
+func confirms(stored, h304 http.Header) bool {
+	if tag := first(h304["Etag"]); tag != "" {
+		have := first(stored["Etag"])
+		if weak(tag) || weak(have) {
+			return weak(tag) && have != "" && strings.TrimPrefix(have, "W/") == strings.TrimPrefix(tag, "W/")
+		}
+		return have == tag
+	}
+	if lm := first(h304["Last-Modified"]); lm != "" {
+		return sameInstant(first(stored["Last-Modified"]), lm)
+	}
+	return true
+}
+
+// weak reports whether an entity-tag is weak ("W/" prefix, RFC 9110 §8.8.3).
+func weak(tag string) bool { return strings.HasPrefix(tag, "W/") }
+
+// sameInstant reports whether two HTTP-dates name the same second; either
+// unreadable counts as different, unless the two are the same bytes.
+func sameInstant(a, b string) bool {
+	if a == b {
+		return a != ""
+	}
+	ta, err := http.ParseTime(a)
+	if err != nil {
+		return false
+	}
+	tb, err := http.ParseTime(b)
+	return err == nil && ta.Equal(tb)
+}
+
 // revalidated merges a 304's header fields into old (RFC 9111 §3.2,
 // §4.3.4), but for Content-Length and the fields a cache does not store
 // ([unstoredFields], and those the 304's Connection lists), and recomputes

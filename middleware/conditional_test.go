@@ -156,3 +156,99 @@ func TestETagScan(t *testing.T) {
 		})
 	}
 }
+
+// TestCacheRevalidationOtherRepresentation checks RFC 9111 §4.3.4: a 304
+// updates the stored response only when its validators identify it; one
+// naming another representation is not used, and the cache asks again
+// without validators, in the foreground and in a background refresh.
+func TestCacheRevalidationOtherRepresentation(t *testing.T) {
+	lm := "Mon, 01 Jan 2024 00:00:00 GMT"
+	tests := []struct {
+		name      string
+		stored    []string // the validators of the stored response
+		in304     []string // the validators of the 304
+		confirmed bool     // the 304 updates the stored response
+	}{
+		{name: "same strong etag", stored: []string{"Etag", `"a"`}, in304: []string{"Etag", `"a"`}, confirmed: true},
+		{name: "other strong etag", stored: []string{"Etag", `"a"`}, in304: []string{"Etag", `"b"`}},
+		{name: "weak etag of the stored strong one", stored: []string{"Etag", `"a"`}, in304: []string{"Etag", `W/"a"`}, confirmed: true},
+		{name: "strong etag of a stored weak one", stored: []string{"Etag", `W/"a"`}, in304: []string{"Etag", `"a"`}},
+		{name: "other weak etag", stored: []string{"Etag", `W/"a"`}, in304: []string{"Etag", `W/"b"`}},
+		{name: "etag where none is stored", stored: []string{"Last-Modified", lm}, in304: []string{"Etag", `"a"`}},
+		{name: "same last-modified, other format", stored: []string{"Last-Modified", lm}, in304: []string{"Last-Modified", "Monday, 01-Jan-24 00:00:00 GMT"}, confirmed: true},
+		{name: "other last-modified", stored: []string{"Last-Modified", lm}, in304: []string{"Last-Modified", "Tue, 02 Jan 2024 00:00:00 GMT"}},
+		{name: "last-modified where none is stored", stored: []string{"Etag", `"a"`}, in304: []string{"Last-Modified", lm}},
+		{name: "no validator", stored: []string{"Etag", `"a"`}, in304: nil, confirmed: true},
+	}
+	for _, tt := range tests {
+		for _, background := range []bool{false, true} {
+			name := tt.name
+			if background {
+				name += "/stale-while-revalidate"
+			}
+			t.Run(name, func(t *testing.T) {
+				clk := newTestClock()
+				var calls atomic.Int64
+				var unconditional atomic.Int64 // handler calls without a validator after the first
+				cc := "max-age=10"
+				if background {
+					cc += ", stale-while-revalidate=60"
+				}
+				h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					n := calls.Add(1)
+					hdr := w.Header()
+					switch {
+					case n == 1:
+						hdr.Set("Cache-Control", cc)
+						hdr.Set(tt.stored[0], tt.stored[1])
+						hdr.Set("X-Version", "1")
+						fmt.Fprint(w, "v1")
+					case r.Header.Get("If-None-Match") != "" || r.Header.Get("If-Modified-Since") != "":
+						hdr.Set("Cache-Control", "max-age=100")
+						for i := 0; i+1 < len(tt.in304); i += 2 {
+							hdr.Set(tt.in304[i], tt.in304[i+1])
+						}
+						hdr.Set("X-Version", "304")
+						w.WriteHeader(http.StatusNotModified)
+					default:
+						unconditional.Add(1)
+						hdr.Set("Cache-Control", "max-age=100")
+						for i := 0; i+1 < len(tt.in304); i += 2 {
+							hdr.Set(tt.in304[i], tt.in304[i+1])
+						}
+						hdr.Set("X-Version", "2")
+						fmt.Fprint(w, "v2")
+					}
+				})
+				c := newTestCache(t, newMapStore(), WithClock(clk.Now))
+				ch := c.Handler(h)
+				do(c, ch, "GET", "http://example.com/a")
+				clk.Add(20 * time.Second)
+				w := do(c, ch, "GET", "http://example.com/a")
+				c.bg.wait()
+
+				wantBody, wantVersion, wantCalls := "v1", "304", int64(2)
+				if !tt.confirmed {
+					wantBody, wantVersion, wantCalls = "v2", "2", 3
+				}
+				if !background && (w.Code != 200 || w.Body.String() != wantBody || w.Header().Get("X-Version") != wantVersion) {
+					t.Errorf("revalidating request: %d %q X-Version %q, want 200 %q %q", w.Code, w.Body.String(), w.Header().Get("X-Version"), wantBody, wantVersion)
+				}
+				if background && (w.Body.String() != "v1" || w.Header().Get("X-Version") != "1") {
+					t.Errorf("stale answer %q X-Version %q, want the stored v1", w.Body.String(), w.Header().Get("X-Version"))
+				}
+				if calls.Load() != wantCalls || unconditional.Load() != wantCalls-2 {
+					t.Errorf("handler called %d times (%d without validators), want %d (%d)", calls.Load(), unconditional.Load(), wantCalls, wantCalls-2)
+				}
+				w = do(c, ch, "GET", "http://example.com/a")
+				if w.Body.String() != wantBody || w.Header().Get("X-Version") != wantVersion || !strings.Contains(w.Header().Get("Cache-Status"), "; hit") {
+					t.Errorf("next request: %q X-Version %q Cache-Status %q, want a hit on %q %q",
+						w.Body.String(), w.Header().Get("X-Version"), w.Header().Get("Cache-Status"), wantBody, wantVersion)
+				}
+				if calls.Load() != wantCalls {
+					t.Errorf("next request reached the handler (%d calls)", calls.Load())
+				}
+			})
+		}
+	}
+}

@@ -80,7 +80,9 @@
 // a validator and the client sent no conditional header of its own, the
 // handler gets If-None-Match or If-Modified-Since, and a 304 refreshes the
 // stored entry's header fields and lifetimes (RFC 9111 §4.3.4) while the
-// client gets the stored response. When the handler answers 500, 502, 503,
+// client gets the stored response; a 304 whose ETag or Last-Modified names
+// another representation is not used, and the handler is asked again
+// without validators. When the handler answers 500, 502, 503,
 // 504 or another 5xx but 501, panics, or outlives [WithHandlerTimeout], a
 // stale entry within its stale-if-error window (the response's own, else
 // [WithStaleIfError], default 24 h; none with must-revalidate) answers

@@ -41,11 +41,24 @@ func (c *Cache) forward(w http.ResponseWriter, r *http.Request, next http.Handle
 	}
 	start := c.now()
 	staleOK := lk.e != nil && start.Before(lk.e.StaleUntil)
-	cw := newCapture(w, c.o.maxBody)
-	cw.onCommit = func(h http.Header) {
-		h["Cache-Status"] = []string{c.cs.fwd(lk, cw.status, false, false, "streamed")}
+	call := func() handlerRun {
+		cw := newCapture(w, c.o.maxBody)
+		cw.onCommit = func(h http.Header) {
+			h["Cache-Status"] = []string{c.cs.fwd(lk, cw.status, false, false, "streamed")}
+		}
+		return c.run(cw, req, next, staleOK)
 	}
-	hr := c.run(cw, req, next, staleOK)
+	hr := call()
+	if revalidate && !hr.panicked && !hr.timedOut && !hr.res.streamed && hr.res.status == http.StatusNotModified &&
+		!confirms(lk.e.Header, hr.res.header) {
+		// The 304 names another representation than the one the cache
+		// asked about: it may not update the stored entry (RFC 9111
+		// §4.3.4), so ask again, unconditionally, as the client did.
+		req = req.WithContext(req.Context()) // a new request: the handler may still hold the first
+		req.Header, revalidate = r.Header, false
+		start = c.now()
+		hr = call()
+	}
 	res := hr.res
 	now := c.now()
 	failed := hr.panicked || hr.timedOut || (!res.streamed && isError(res.status))

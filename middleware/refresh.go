@@ -130,16 +130,32 @@ func (c *Cache) refresh(req *http.Request, next http.Handler, lk *lookup, id uin
 		c.refreshes.end(id, lk.key)
 		c.bg.done()
 	}()
-	cw := newCapture(&discard{}, c.o.maxBody)
-	sent := c.now()
-	if pv, panicked := runRecovered(cw, req, next); panicked {
-		if !isAbort(pv) {
-			c.log.warn(warnPanic, "failsoft: handler panicked in a background refresh; the stale entry stays",
-				"path", req.URL.Path, "panic", pv)
+	// fetch calls the handler once; ok is false when it panicked.
+	fetch := func() (res captured, sent time.Time, ok bool) {
+		cw := newCapture(&discard{}, c.o.maxBody)
+		sent = c.now()
+		if pv, panicked := runRecovered(cw, req, next); panicked {
+			if !isAbort(pv) {
+				c.log.warn(warnPanic, "failsoft: handler panicked in a background refresh; the stale entry stays",
+					"path", req.URL.Path, "panic", pv)
+			}
+			return captured{}, sent, false
 		}
+		return cw.finish(false), sent, true
+	}
+	res, sent, ok := fetch()
+	if ok && revalidate && !res.streamed && res.status == http.StatusNotModified && !confirms(lk.e.Header, res.header) {
+		// A 304 naming another representation may not update the entry
+		// (RFC 9111 §4.3.4): fetch it again, unconditionally.
+		req = req.Clone(req.Context()) // a new request: the handler may still hold the first
+		delete(req.Header, "If-None-Match")
+		delete(req.Header, "If-Modified-Since")
+		revalidate = false
+		res, sent, ok = fetch()
+	}
+	if !ok {
 		return
 	}
-	res := cw.finish(false)
 	now := c.now()
 	ctx := context.WithoutCancel(req.Context())
 	switch {
