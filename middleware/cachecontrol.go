@@ -61,6 +61,7 @@ type cacheControl struct {
 	OnlyIfCached, Immutable, NoTransform     bool
 	MaxAge, SMaxAge                          time.Duration
 	HasMaxAge, HasSMaxAge                    bool
+	BadSMaxAge                               bool // an s-maxage without a valid delta-seconds (it reads as 0)
 	StaleWhileRevalidate, StaleIfError       time.Duration
 	HasStaleWhileRevalidate, HasStaleIfError bool
 	MaxStale, MinFresh                       time.Duration
@@ -146,6 +147,9 @@ func (cc *cacheControl) directive(elem string) {
 		setSmaller(&cc.MaxAge, &cc.HasMaxAge, deltaSeconds(value, valid))
 	case "s-maxage":
 		setSmaller(&cc.SMaxAge, &cc.HasSMaxAge, deltaSeconds(value, valid))
+		if _, ok := ageSeconds(value); !valid || !ok {
+			cc.BadSMaxAge = true
+		}
 	case "stale-while-revalidate":
 		setSmaller(&cc.StaleWhileRevalidate, &cc.HasStaleWhileRevalidate, deltaSeconds(value, valid))
 	case "stale-if-error":

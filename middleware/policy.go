@@ -97,7 +97,9 @@ func storable(req *http.Request, status int, h http.Header, cc cacheControl, p p
 	if _, star := parseVary(h); star {
 		return false, "vary-star"
 	}
-	if p.Shared && hasField(req.Header, "Authorization") && !cc.Public && !cc.HasSMaxAge &&
+	// An s-maxage that does not parse grants nothing: it makes the
+	// response stale, and must not make one user's answer shareable.
+	if p.Shared && hasField(req.Header, "Authorization") && !cc.Public && !(cc.HasSMaxAge && !cc.BadSMaxAge) &&
 		!(cc.MustRevalidate && (explicit || cc.NoCache)) {
 		return false, "authorization"
 	}

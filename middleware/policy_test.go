@@ -64,6 +64,11 @@ func TestStorable(t *testing.T) {
 		{"Authorization with default TTL", get("Authorization", "Bearer x"), 200, http.Header{}, p, "authorization"},
 		{"Authorization and public", get("Authorization", "Bearer x"), 200, http.Header{"Cache-Control": {"public, max-age=60"}}, p, ""},
 		{"Authorization and s-maxage", get("Authorization", "Bearer x"), 200, http.Header{"Cache-Control": {"s-maxage=60"}}, p, ""},
+		{"Authorization and s-maxage=0", get("Authorization", "Bearer x"), 200, http.Header{"Cache-Control": {"s-maxage=0, stale-if-error=60"}}, p, ""},
+		{"Authorization and an unreadable s-maxage", get("Authorization", "Bearer x"), 200, http.Header{"Cache-Control": {"s-maxage=abc, stale-if-error=60"}}, p, "authorization"},
+		{"Authorization and a spaced s-maxage", get("Authorization", "Bearer x"), 200, http.Header{"Cache-Control": {"s-maxage =60, stale-if-error=60"}}, p, "authorization"},
+		{"Authorization and s-maxage without a value", get("Authorization", "Bearer x"), 200, http.Header{"Cache-Control": {"s-maxage, stale-if-error=60"}}, p, "authorization"},
+		{"Authorization and a quoted s-maxage", get("Authorization", "Bearer x"), 200, http.Header{"Cache-Control": {`s-maxage="60"`}}, p, ""},
 		// Issue 10 item 5: RFC 9111 §3.5 accepts must-revalidate.
 		{"Authorization and must-revalidate", get("Authorization", "Bearer x"), 200, http.Header{"Cache-Control": {"must-revalidate, max-age=60"}}, p, ""},
 		{"Authorization and must-revalidate with Expires", get("Authorization", "Bearer x"), 200,
