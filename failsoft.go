@@ -91,7 +91,11 @@ type Stats struct {
 //   - The cache gets a client of its own, built from client's options with
 //     DialerRetries 1 and ContextTimeoutEnabled, so that a dead Redis fails
 //     fast and a hung one is let go at the op timeout; client keeps its
-//     settings. Its keys are prefixed "<name>:" (see [WithName]).
+//     settings. Its keys are prefixed "<name>:" (see [WithName]). On one
+//     node or Sentinel, the cache's reads use at most two connections at
+//     once, and the reads made while both are busy share one pipeline
+//     ([store.WithBatchedGets]): under load a Redis hit costs less than a
+//     GET of its own.
 //   - A breaker and op timeout guard every call (a [store.Guard]); for a
 //     Cluster, each node gets its own ([store.NodeGuards]) so that a dead
 //     shard does not cost the others their cache, and a whole cache call is

@@ -44,6 +44,7 @@ var misplaced = []struct {
 	{`store.NewBroadcast(nil, "c", store.WithMaxPending(1))`, "does not implement store.BroadcastOption"},
 	{`store.NewTiered(nil, nil, store.WithInvalidationChannel("c"))`, "does not implement store.TieredOption"},
 	{`store.NewRedis(nil, store.WithBroadcast(nil, 0))`, "does not implement store.RedisOption"},
+	{`store.NewTiered(nil, nil, store.WithBatchedGets(1))`, "does not implement store.TieredOption"},
 }
 
 // wellPlaced passes every option where it is read: it must compile, which
@@ -68,6 +69,7 @@ func f() {
 	_, _ = store.NewPendingDeletes(nil, store.WithMaxPending(1), store.WithLogger(nil))
 	_, _ = store.NewBroadcast(nil, "c", store.WithLogger(nil))
 	_, _ = store.NewRedis(nil, store.WithInvalidationChannel("c"))
+	_, _ = store.NewRedis(nil, store.WithBatchedGets(1))
 	_, _ = store.NewTiered(nil, nil, store.WithBroadcast(nil, 0))
 	_, _ = failsoft.New(nil, failsoft.WithBroadcast(true), failsoft.WithBroadcastCoherence(0))
 }

@@ -8,7 +8,7 @@
 //     failure.
 //   - [Redis] is a Store over a caller-built redis.UniversalClient (one node,
 //     Sentinel or Cluster); [NewClientFromURL] builds a client for the simple
-//     case.
+//     case. With [WithBatchedGets], concurrent reads share pipelines.
 //   - [Memory] is a bounded in-process Store with a byte budget.
 //   - [Tiered] reads an in-process tier first, fills it from the shared tier,
 //     and keeps answering from it while the shared tier is unavailable.
@@ -31,7 +31,7 @@
 //
 //	constructor       option type         options
 //	NewRedis          RedisOption         WithPrefix, WithMaxKeyBytes, WithMaxValueBytes,
-//	                                      WithInvalidationChannel
+//	                                      WithInvalidationChannel, WithBatchedGets
 //	NewMemory         MemoryOption        WithMaxKeyBytes, WithMaxValueBytes, WithClock
 //	NewTiered         TieredOption        WithCoherence, WithMaxBackfills, WithLogger, WithClock,
 //	                                      WithBroadcast

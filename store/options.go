@@ -8,7 +8,7 @@ import (
 )
 
 // RedisOption configures [NewRedis]: [WithPrefix], [WithMaxKeyBytes],
-// [WithMaxValueBytes] and [WithInvalidationChannel].
+// [WithMaxValueBytes], [WithInvalidationChannel] and [WithBatchedGets].
 type RedisOption interface{ applyRedis(*redisConfig) }
 
 // MemoryOption configures [NewMemory]: [WithMaxKeyBytes],

@@ -18,7 +18,8 @@ import (
 // share one Redis without seeing each other's entries.
 //
 // A Redis is safe for concurrent use; it holds no state besides the client,
-// its settings and a counter of published invalidations. The zero value is
+// its settings, a counter of published invalidations and, with
+// [WithBatchedGets], the reads waiting for a connection. The zero value is
 // not usable: build one with [NewRedis]; its methods return [ErrClosed] on
 // the zero value.
 //
@@ -34,9 +35,10 @@ type Redis struct {
 	prefix        string
 	maxKeyBytes   int
 	maxValueBytes int
-	channel       string // WithInvalidationChannel; "" publishes nothing
-	sharded       bool   // client is a Cluster client: SPUBLISH
-	bounded       bool   // client ends every call by its context's deadline; see boundsCalls
+	channel       string      // WithInvalidationChannel; "" publishes nothing
+	sharded       bool        // client is a Cluster client: SPUBLISH
+	bounded       bool        // client ends every call by its context's deadline; see boundsCalls
+	batch         *getBatcher // WithBatchedGets; nil sends every read on its own
 	published     atomic.Uint64
 }
 
@@ -50,9 +52,10 @@ var (
 //
 // Its options are [WithPrefix] (default "failsoft:", [DefaultPrefix]; ""
 // means no namespace), [WithMaxKeyBytes] (default 1024, not counting the
-// prefix) and [WithMaxValueBytes] (default 2 MiB). A nil client (also a
-// typed nil such as a nil *redis.Client), a nil option or a bad value is an
-// error.
+// prefix), [WithMaxValueBytes] (default 2 MiB), [WithInvalidationChannel]
+// and [WithBatchedGets] (default off; a *redis.Client only). A nil client
+// (also a typed nil such as a nil *redis.Client), a nil option or a bad
+// value is an error.
 //
 // The store does not own client: it never closes it, and the caller closes
 // it after the last use of the store. NewRedis does not contact the server.
@@ -73,6 +76,9 @@ func NewRedis(client redis.UniversalClient, opts ...RedisOption) (*Redis, error)
 	if err != nil {
 		return nil, err
 	}
+	if _, single := client.(*redis.Client); c.lanes > 0 && !single {
+		return nil, fmt.Errorf("store: NewRedis: WithBatchedGets needs a single node or Sentinel client (*redis.Client), not %T", client)
+	}
 	return newRedis(client, c), nil
 }
 
@@ -87,7 +93,16 @@ func newRedis(client redis.UniversalClient, c redisConfig) *Redis {
 		channel:       c.channel,
 		sharded:       isCluster(client),
 		bounded:       endsByDeadline(client),
+		batch:         newGetBatcher(client, c.lanes),
 	}
+}
+
+// newGetBatcher returns the batcher of WithBatchedGets(lanes), nil for 0.
+func newGetBatcher(client redis.UniversalClient, lanes int) *getBatcher {
+	if lanes == 0 {
+		return nil
+	}
+	return &getBatcher{client: client, lanes: lanes}
 }
 
 // endsByDeadline reports whether client ends every call by the deadline of
@@ -165,7 +180,8 @@ func (s *Redis) usable() error {
 }
 
 // Get returns a copy of the value stored under key (the caller owns it), or
-// [ErrNotFound] when there is none. It sends one GET.
+// [ErrNotFound] when there is none. It sends one GET: on its own, or with
+// [WithBatchedGets] in a pipeline with other reads.
 func (s *Redis) Get(ctx context.Context, key string) ([]byte, error) {
 	if err := s.usable(); err != nil {
 		return nil, err
@@ -173,7 +189,16 @@ func (s *Redis) Get(ctx context.Context, key string) ([]byte, error) {
 	if err := checkKey(key, s.maxKeyBytes); err != nil {
 		return nil, err
 	}
-	v, err := s.client.Get(ctx, s.prefix+key).Bytes()
+	var get *redis.StringCmd
+	if s.batch != nil {
+		var err error
+		if get, _, err = s.batch.get(ctx, s.prefix+key, false); err != nil {
+			return nil, fmt.Errorf("store: redis get: %w", err)
+		}
+	} else {
+		get = s.client.Get(ctx, s.prefix+key)
+	}
+	v, err := get.Bytes()
 	switch {
 	case err == nil:
 		return v, nil
@@ -184,7 +209,8 @@ func (s *Redis) Get(ctx context.Context, key string) ([]byte, error) {
 }
 
 // GetTTL is Get that also returns the entry's remaining time to live, in one
-// round trip (a pipeline of GET and PTTL). A ttl of 0 means the entry has no
+// round trip (a pipeline of GET and PTTL, with [WithBatchedGets] maybe with
+// other reads). A ttl of 0 means the entry has no
 // expiry (it was written without one, by something other than Set). An entry
 // that expires between the two commands is a miss.
 func (s *Redis) GetTTL(ctx context.Context, key string) ([]byte, time.Duration, error) {
@@ -197,13 +223,21 @@ func (s *Redis) GetTTL(ctx context.Context, key string) ([]byte, time.Duration, 
 	k := s.prefix + key
 	var get *redis.StringCmd
 	var pttl *redis.DurationCmd
-	// The pipeline's own error is the first failed command's; each command's
-	// error is checked below instead, so that a miss is told from a failure.
-	_, _ = s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-		get = p.Get(ctx, k)
-		pttl = p.PTTL(ctx, k)
-		return nil
-	})
+	if s.batch != nil {
+		var err error
+		if get, pttl, err = s.batch.get(ctx, k, true); err != nil {
+			return nil, 0, fmt.Errorf("store: redis get: %w", err)
+		}
+	} else {
+		// The pipeline's own error is the first failed command's; each
+		// command's error is checked below instead, so that a miss is told
+		// from a failure.
+		_, _ = s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+			get = p.Get(ctx, k)
+			pttl = p.PTTL(ctx, k)
+			return nil
+		})
+	}
 	v, err := get.Bytes()
 	switch {
 	case errors.Is(err, redis.Nil):

@@ -11,6 +11,7 @@ import (
 type redisConfig struct {
 	prefix  string
 	channel string // WithInvalidationChannel
+	lanes   int    // WithBatchedGets; 0: every read on its own
 	limits
 }
 
@@ -18,7 +19,13 @@ func defaultRedisConfig() redisConfig {
 	return redisConfig{prefix: DefaultPrefix, limits: defaultLimits()}
 }
 
-func (c redisConfig) validate() error { return invalid(c.limits.validate()) }
+func (c redisConfig) validate() error {
+	errs := c.limits.validate()
+	if c.lanes < 0 {
+		errs = append(errs, fmt.Errorf("batched gets: %d lanes is negative", c.lanes))
+	}
+	return invalid(errs)
+}
 
 // newRedisConfig applies opts over the defaults and validates the result.
 func newRedisConfig(opts []RedisOption) (redisConfig, error) {
@@ -45,6 +52,26 @@ func WithPrefix(p string) PrefixOption { return PrefixOption{p} }
 
 func (o PrefixOption) applyRedis(c *redisConfig)           { c.prefix = o.prefix }
 func (o PrefixOption) applyNodeGuards(c *nodeGuardsConfig) { c.redis.prefix = o.prefix }
+
+// BatchOption makes a [Redis] store send concurrent reads together. Build
+// it with [WithBatchedGets].
+type BatchOption struct{ lanes int }
+
+// WithBatchedGets makes the store's reads (Get, GetTTL) use at most lanes
+// connections at once: a read that finds one free is sent at once, as
+// without the option; the reads made while all are busy wait, and go
+// together in one pipeline (of at most 64) as soon as a lane is free. Under
+// load this saves most of the system calls and of Redis' work per read (one
+// pipeline instead of a round trip each) at the cost of a wait of up to one
+// more round trip; with few concurrent reads nothing changes. Every read
+// still ends by its own context's deadline. The client must be a single
+// node or Sentinel client (not Cluster or Ring); hooks on it see the
+// pipelines, under the context of the read that sends them. 0 (the
+// default) sends every read on its own; lanes must not be negative.
+// failsoft.New sets 2 for its own client to a single node or Sentinel.
+func WithBatchedGets(lanes int) BatchOption { return BatchOption{lanes} }
+
+func (o BatchOption) applyRedis(c *redisConfig) { c.lanes = o.lanes }
 
 // memoryConfig holds the settings of a [Memory] store.
 type memoryConfig struct {
