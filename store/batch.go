@@ -19,9 +19,11 @@ const maxBatch = 64
 // lane free sends its GET at once, as an unbatched store would; the others
 // queue, and each call that ends its round trip hands its lane to the
 // oldest waiting call, which sends its own read and those queued behind it
-// in one pipeline. Every call ends by its own context: a waiting call
-// leaves when its context is done, and a leader sends the pipeline under
-// its own context, so that no call waits on another's deadline.
+// in one pipeline. Every call ends by its own context's deadline: a waiting
+// call leaves when its context is done, and a leader sends the pipeline
+// under its own deadline, so that no call waits on another's; the
+// leader's cancellation does not end the others' reads (the leader then
+// returns when the pipeline does, by its deadline).
 type getBatcher struct {
 	client redis.UniversalClient
 	lanes  int
@@ -124,8 +126,9 @@ func (b *getBatcher) lead(c *batchCall) {
 	b.send(c.ctx, batch)
 }
 
-// send sends the reads of batch in one pipeline under ctx, a GET (and a
-// PTTL) each, and then tells every call but the first, which is the
+// send sends the reads of batch in one pipeline under ctx (for more than
+// one, under its deadline and values but not its cancellation), a GET (and
+// a PTTL) each, and then tells every call but the first, which is the
 // sender's own, that its result is there; when the send panics, the
 // result of every call is errBatchAborted.
 func (b *getBatcher) send(ctx context.Context, batch []*batchCall) {
@@ -142,6 +145,16 @@ func (b *getBatcher) send(ctx context.Context, batch []*batchCall) {
 	}()
 	if len(batch) > 1 {
 		b.batched.Add(uint64(len(batch)))
+		// The others' reads must not end because the sender's caller
+		// gave up: the pipeline keeps its sender's values and deadline,
+		// not its cancellation.
+		d, hasDeadline := ctx.Deadline()
+		ctx = context.WithoutCancel(ctx)
+		if hasDeadline {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithDeadline(ctx, d)
+			defer cancel()
+		}
 	}
 	// The pipeline's own error is the first failed command's; each call
 	// reads its commands' errors instead, so that a miss is told from a

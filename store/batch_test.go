@@ -24,6 +24,17 @@ type gateHook struct {
 	held          chan struct{} // receives when a command is held
 	pipelines     [][]string    // each pipeline's commands, as "get key" / "pttl key"
 	panicPipeline bool
+	pipeGate      chan struct{} // like gate, for the next pipeline of reads
+	pipeHeld      chan struct{}
+}
+
+// holdNextPipeline is holdNext for the next pipeline of reads.
+func (h *gateHook) holdNextPipeline() (open func()) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	gate := make(chan struct{})
+	h.pipeGate, h.pipeHeld = gate, make(chan struct{}, 1)
+	return sync.OnceFunc(func() { close(gate) })
 }
 
 // holdNext makes the next single command wait until the returned func is
@@ -65,9 +76,15 @@ func (h *gateHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pro
 		h.pipelines = append(h.pipelines, names)
 		boom := h.panicPipeline
 		h.panicPipeline = false
+		gate, held := h.pipeGate, h.pipeHeld
+		h.pipeGate = nil
 		h.mu.Unlock()
 		if boom {
 			panic("gateHook: pipeline panics")
+		}
+		if gate != nil {
+			held <- struct{}{}
+			<-gate
 		}
 		return next(ctx, cmds)
 	}
@@ -248,6 +265,51 @@ func TestRedisBatchedGetsEndByOwnContext(t *testing.T) {
 	}
 	if n, active := s.batch.queued(); n != 0 || active != 0 {
 		t.Errorf("after the reads: %d queued, %d lanes in use; want none", n, active)
+	}
+}
+
+// TestRedisBatchedGetsSenderCanceled cancels the read that sends a
+// pipeline while the pipeline is out: the other reads in it still get
+// their values.
+func TestRedisBatchedGetsSenderCanceled(t *testing.T) {
+	srv := redistest.Start(t)
+	s, h := newBatchedRedis(t, srv, 1)
+	ctx, cancelAll := context.WithTimeout(context.Background(), 30*time.Second) // a read that hangs fails the test
+	defer cancelAll()
+	for _, k := range []string{"a", "b"} {
+		if err := s.Set(ctx, k, []byte("value of "+k), time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	open := h.holdNext()
+	defer open()
+	go func() { _, _ = s.Get(ctx, "a") }()
+	<-h.held
+	sender, cancelSender := context.WithCancel(ctx)
+	defer cancelSender()
+	senderDone := make(chan readResult, 1)
+	go func() {
+		v, err := s.Get(sender, "a")
+		senderDone <- readResult{val: v, err: err}
+	}()
+	waitUntil(t, 10*time.Second, "the sender to queue", func() bool { n, _ := s.batch.queued(); return n == 1 })
+	other := make(chan readResult, 1)
+	go func() {
+		v, err := s.Get(ctx, "b")
+		other <- readResult{val: v, err: err}
+	}()
+	waitUntil(t, 10*time.Second, "the other read to queue", func() bool { n, _ := s.batch.queued(); return n == 2 })
+	openPipe := h.holdNextPipeline()
+	defer openPipe()
+	open() // the held read returns; the sender gets the lane and sends both
+	<-h.pipeHeld
+	cancelSender()
+	openPipe()
+	if r := <-other; r.err != nil || string(r.val) != "value of b" {
+		t.Errorf("read batched with a canceled sender = %q, %v; want its value", r.val, r.err)
+	}
+	if r := <-senderDone; r.err != nil && !errors.Is(r.err, context.Canceled) {
+		t.Errorf("canceled sender = %q, %v; want its value or context.Canceled", r.val, r.err)
 	}
 }
 
