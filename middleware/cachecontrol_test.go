@@ -28,7 +28,7 @@ func TestParseCacheControl(t *testing.T) {
 		// RFC 9111 §5.2 has no whitespace around "=": the argument is
 		// invalid, and an invalid delta-seconds reads as 0.
 		{"whitespace around = invalidates the argument", []string{"public, max-age = 60, s-maxage=\t30, stale-if-error =5"},
-			cacheControl{Public: true, HasMaxAge: true, HasSMaxAge: true, HasStaleIfError: true}},
+			cacheControl{Public: true, HasMaxAge: true, HasSMaxAge: true, BadSMaxAge: true, HasStaleIfError: true}},
 		{"whitespace around = in no-cache and private: unqualified", []string{`no-cache = "a", private= "b"`},
 			cacheControl{NoCache: true, Private: true}},
 		{"whitespace around = in public: not public", []string{"public =1"}, cacheControl{}},
@@ -46,7 +46,9 @@ func TestParseCacheControl(t *testing.T) {
 		{"invalid delta is zero", []string{"max-age=abc"}, cacheControl{HasMaxAge: true}},
 		{"negative delta is zero", []string{"max-age=-1"}, cacheControl{HasMaxAge: true}},
 		{"signed delta is zero", []string{"max-age=+5"}, cacheControl{HasMaxAge: true}},
-		{"fractional delta is zero", []string{"s-maxage=1.5"}, cacheControl{HasSMaxAge: true}},
+		{"fractional delta is zero", []string{"s-maxage=1.5"}, cacheControl{HasSMaxAge: true, BadSMaxAge: true}},
+		{"missing s-maxage delta is bad", []string{"s-maxage"}, cacheControl{HasSMaxAge: true, BadSMaxAge: true}},
+		{"quoted s-maxage is good", []string{`s-maxage="30"`}, cacheControl{HasSMaxAge: true, SMaxAge: 30 * time.Second}},
 		{"missing delta is zero", []string{"max-age"}, cacheControl{HasMaxAge: true}},
 		{"empty delta is zero", []string{"max-age="}, cacheControl{HasMaxAge: true}},
 		{"delta with inner space is zero", []string{"max-age=6 0"}, cacheControl{HasMaxAge: true}},
