@@ -6,6 +6,7 @@ package middleware
 import (
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -87,6 +88,54 @@ func sameInstant(a, b string) bool {
 	}
 	tb, err := http.ParseTime(b)
 	return err == nil && ta.Equal(tb)
+}
+
+// headUpdate applies a 200 answering a HEAD to the stored GET response the
+// HEAD was looked up with (RFC 9111 §4.3.5). When each validator the HEAD
+// response carries (ETag, Last-Modified; it may carry none) is the stored
+// response's, and its Content-Length, if it has one, is the stored body's
+// length, the stored response's fields and lifetimes are updated from it
+// as from a 304; otherwise a fresh stored response becomes stale (its stale
+// windows stay: it may still answer stale-if-error).
+func (c *Cache) headUpdate(r *http.Request, lk *lookup, h http.Header, sent, now time.Time) {
+	old := lk.e
+	tag, lm := first(h["Etag"]), first(h["Last-Modified"])
+	match := (tag == "" || tag == first(old.Header["Etag"])) &&
+		(lm == "" || sameInstant(first(old.Header["Last-Modified"]), lm))
+	if cl := first(h["Content-Length"]); cl != "" && cl != strconv.Itoa(len(old.Body)) {
+		match = false
+	}
+	var e *entry
+	var names []string
+	if match {
+		var ok bool
+		if e, names, ok = c.revalidated(getView(r), old, h, sent, now); !ok {
+			return
+		}
+	} else {
+		if !now.Before(old.FreshUntil) {
+			return // stale already
+		}
+		e = &entry{Kind: kindResponse, Status: old.Status, Header: old.Header, Body: old.Body,
+			StoredAt: old.StoredAt, FreshUntil: now, SWRUntil: old.SWRUntil, StaleUntil: old.StaleUntil}
+		if lk.marker != nil {
+			names = lk.marker.VaryHeaders
+		}
+	}
+	key, marker, _ := c.keys(r, lk, e, names)
+	c.w.writeAsync(r.Context(), key, e, lk.primary, marker, lk.epoch)
+}
+
+// getView returns r as the GET whose stored response it is answered from:
+// r itself, or for a HEAD a copy with the method GET, so that what a HEAD
+// learns updates that response.
+func getView(r *http.Request) *http.Request {
+	if r.Method != http.MethodHead {
+		return r
+	}
+	g := r.WithContext(r.Context())
+	g.Method = http.MethodGet
+	return g
 }
 
 // revalidated merges a 304's header fields into old (RFC 9111 §3.2,

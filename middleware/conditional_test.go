@@ -252,3 +252,93 @@ func TestCacheRevalidationOtherRepresentation(t *testing.T) {
 		}
 	}
 }
+
+// TestCacheHeadUpdatesStoredGet checks RFC 9111 §4.3.5: a 200 to a HEAD
+// the cache forwards updates the stored GET response when its validators
+// and Content-Length match it, and makes it stale when they do not; a 304
+// to a conditional HEAD the cache made updates it too.
+func TestCacheHeadUpdatesStoredGet(t *testing.T) {
+	tests := []struct {
+		name      string
+		stale     bool     // the stored response is stale when the HEAD comes (else the HEAD says no-cache)
+		validator []string // the stored response's
+		head      []string // the HEAD answer's fields (besides X-Version: head)
+		status    int      // the HEAD answer's: 304 only to the cache's conditional HEAD
+		updated   bool     // the next GET is a hit with the HEAD's fields
+		madeStale bool     // the next GET finds it stale: the handler is asked (stale-while-revalidate may answer meanwhile)
+	}{
+		{name: "same etag", stale: true, validator: []string{"Etag", `"a"`}, head: []string{"Etag", `"a"`}, status: 200, updated: true},
+		{name: "same etag and length", validator: []string{"Etag", `"a"`}, head: []string{"Etag", `"a"`, "Content-Length", "2"}, status: 200, updated: true},
+		{name: "same last-modified", stale: true, validator: []string{"Last-Modified", "Mon, 01 Jan 2024 00:00:00 GMT"}, head: []string{"Last-Modified", "Mon, 01 Jan 2024 00:00:00 GMT"}, status: 200, updated: true},
+		{name: "304 to the cache's conditional HEAD", stale: true, validator: []string{"Etag", `"a"`}, head: []string{"Etag", `"a"`}, status: 304, updated: true},
+		{name: "other etag", validator: []string{"Etag", `"a"`}, head: []string{"Etag", `"b"`}, status: 200, madeStale: true},
+		{name: "other length", validator: []string{"Etag", `"a"`}, head: []string{"Etag", `"a"`, "Content-Length", "3"}, status: 200, madeStale: true},
+		{name: "no validator", validator: []string{"Etag", `"a"`}, head: nil, status: 200, updated: true},
+		{name: "no validator, other length", validator: []string{"Etag", `"a"`}, head: []string{"Content-Length", "0"}, status: 200, madeStale: true},
+		{name: "an error", validator: []string{"Etag", `"a"`}, head: []string{"Etag", `"a"`}, status: 404},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := newTestClock()
+			var calls atomic.Int64
+			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				n := calls.Add(1)
+				hdr := w.Header()
+				if r.Method == http.MethodHead {
+					hdr.Set("Cache-Control", "max-age=100")
+					hdr.Set("X-Version", "head")
+					for i := 0; i+1 < len(tt.head); i += 2 {
+						hdr.Set(tt.head[i], tt.head[i+1])
+					}
+					status := tt.status
+					if status == 304 && r.Header.Get("If-None-Match") == "" {
+						status = 200
+					}
+					w.WriteHeader(status)
+					return
+				}
+				hdr.Set("Cache-Control", "max-age=10, stale-if-error=600")
+				hdr.Set(tt.validator[0], tt.validator[1])
+				hdr.Set("X-Version", fmt.Sprint(n))
+				fmt.Fprint(w, "v1")
+			})
+			c := newTestCache(t, newMapStore(), WithClock(clk.Now))
+			ch := c.Handler(h)
+			do(c, ch, "GET", "http://example.com/a")
+			var headHdr []string
+			if tt.stale {
+				clk.Add(20 * time.Second)
+			} else {
+				headHdr = []string{"Cache-Control", "no-cache"}
+			}
+			w := do(c, ch, "HEAD", "http://example.com/a", headHdr...)
+			c.bg.wait()
+			if calls.Load() != 2 {
+				t.Fatalf("HEAD: handler called %d times in all, want 2", calls.Load())
+			}
+			if w.Body.Len() != 0 {
+				t.Errorf("HEAD answer has a body %q", w.Body.String())
+			}
+			w = do(c, ch, "GET", "http://example.com/a")
+			c.bg.wait()
+			cs := w.Header().Get("Cache-Status")
+			hit := strings.Contains(cs, "; hit") && !strings.Contains(cs, "stale")
+			switch {
+			case tt.updated:
+				if !hit || w.Header().Get("X-Version") != "head" || w.Body.String() != "v1" || calls.Load() != 2 {
+					t.Errorf("GET after the HEAD: %q X-Version %q body %q, %d calls; want a hit with the HEAD's fields and the stored body",
+						w.Header().Get("Cache-Status"), w.Header().Get("X-Version"), w.Body.String(), calls.Load())
+				}
+			case tt.madeStale:
+				if hit || calls.Load() != 3 {
+					t.Errorf("GET after the HEAD: %q, %d calls; want the stored response stale, the handler asked", cs, calls.Load())
+				}
+			default:
+				if !hit || w.Header().Get("X-Version") != "1" || calls.Load() != 2 {
+					t.Errorf("GET after a failed HEAD: %q X-Version %q, %d calls; want the stored response as it was",
+						w.Header().Get("Cache-Status"), w.Header().Get("X-Version"), calls.Load())
+				}
+			}
+		})
+	}
+}

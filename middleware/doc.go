@@ -14,7 +14,9 @@
 //	http.Handle("/api/", alice.New(c.Handler).Then(api))
 //
 // What it caches. GET and HEAD (a HEAD is answered from a GET's entry; a
-// HEAD miss is not stored). Other methods pass through; one not known to
+// HEAD miss is not stored, but a HEAD's 200 or 304 updates the stored GET
+// response whose validators and length it matches, and makes it stale
+// otherwise: RFC 9111 §4.3.5). Other methods pass through; one not known to
 // be safe (anything but GET, HEAD, OPTIONS, TRACE, PROPFIND, REPORT, SEARCH
 // and CONNECT: POST, PUT, PATCH, DELETE, PURGE, MKCOL, M-SEARCH, ...)
 // answered 2xx or 3xx deletes the entries of its URL and of its Location

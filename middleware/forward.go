@@ -91,7 +91,7 @@ func (c *Cache) forward(w http.ResponseWriter, r *http.Request, next http.Handle
 		return nil
 	}
 	if revalidate && res.status == http.StatusNotModified {
-		e, names, ok := c.revalidated(req, lk.e, res.header, start, now)
+		e, names, ok := c.revalidated(getView(req), lk.e, res.header, start, now)
 		c.st.revalidated.Add(1)
 		if !ok {
 			c.serveEntry(w, r, e, now, c.cs.fwd(lk, http.StatusNotModified, false, false, ""))
@@ -127,6 +127,9 @@ func (c *Cache) forward(w http.ResponseWriter, r *http.Request, next http.Handle
 	}
 	if failed && e == nil {
 		return outcomeFailed
+	}
+	if e == nil && r.Method == http.MethodHead && res.status == http.StatusOK && lk.e != nil && lk.e.Kind == kindResponse {
+		c.headUpdate(r, lk, res.header, start, now)
 	}
 	if e == nil {
 		if own := ownReason(reason); own != "" {
