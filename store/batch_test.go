@@ -244,13 +244,14 @@ func TestRedisBatchedGetsEndByOwnContext(t *testing.T) {
 		_, err := s.Get(gone, "a")
 		goneDone <- err
 	}()
-	waitUntil(t, 10*time.Second, "the read to queue", func() bool { n, _ := s.batch.queued(); return n >= 1 })
+	// The queue keeps the abandoned read until a lane passes it over.
+	waitUntil(t, 10*time.Second, "the read to queue", func() bool { n, _ := s.batch.queued(); return n == 2 })
 	second := make(chan readResult, 1)
 	go func() {
 		v, err := s.Get(ctx, "b")
 		second <- readResult{val: v, err: err}
 	}()
-	waitUntil(t, 10*time.Second, "the second read to queue", func() bool { n, _ := s.batch.queued(); return n >= 2 })
+	waitUntil(t, 10*time.Second, "the second read to queue", func() bool { n, _ := s.batch.queued(); return n == 3 })
 	cancelGone()
 	if err := <-goneDone; !errors.Is(err, context.Canceled) {
 		t.Fatalf("canceled queued Get = %v, want context.Canceled", err)
@@ -260,8 +261,13 @@ func TestRedisBatchedGetsEndByOwnContext(t *testing.T) {
 	if r := <-first; r.err != nil || string(r.val) != "value of a" {
 		t.Errorf("held Get = %q, %v", r.val, r.err)
 	}
+	// The lane went past the two abandoned reads to the second one, which
+	// sent its read alone: a pipeline of one.
 	if r := <-second; r.err != nil || string(r.val) != "value of b" {
 		t.Errorf("Get after a canceled one = %q, %v", r.val, r.err)
+	}
+	if p := h.sentPipelines(); len(p) != 1 || len(p[0]) != 1 {
+		t.Errorf("pipelines %q, want the second read's alone", p)
 	}
 	if n, active := s.batch.queued(); n != 0 || active != 0 {
 		t.Errorf("after the reads: %d queued, %d lanes in use; want none", n, active)
