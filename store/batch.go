@@ -3,8 +3,10 @@ package store
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -18,19 +20,20 @@ const maxBatch = 64
 // [WithBatchedGets]). There is no goroutine of its own: a call that finds a
 // lane free sends its GET at once, as an unbatched store would; the others
 // queue, and each call that ends its round trip hands its lane to the
-// oldest waiting call, which sends its own read and those queued behind it
-// in one pipeline. Every call ends by its own context's deadline: a waiting
-// call leaves when its context is done, and a leader sends the pipeline
-// under its own deadline, so that no call waits on another's; the
-// leader's cancellation does not end the others' reads (the leader then
-// returns when the pipeline does, by its deadline).
+// waiting call with the latest deadline, which sends its own read and the
+// oldest queued ones in one pipeline. Every call ends by its own context's
+// deadline: a waiting call leaves the queue when its context is done, and
+// a leader sends the pipeline under its own deadline, the latest, so that
+// no call fails by another's; the leader's cancellation does not end the
+// others' reads (the leader then returns when the pipeline does, by its
+// deadline).
 type getBatcher struct {
 	client redis.UniversalClient
 	lanes  int
 
 	mu     sync.Mutex
 	active int          // lanes in use
-	queue  []*batchCall // waiting calls, oldest first
+	queue  []*batchCall // waiting calls, oldest first; a call leaves it when its context ends
 
 	batched atomic.Uint64 // calls sent in a pipeline with others, for tests
 }
@@ -84,7 +87,15 @@ func (b *getBatcher) get(ctx context.Context, key string, ttl bool) (*redis.Stri
 	select {
 	case <-c.done:
 	case <-ctx.Done():
-		if c.state.CompareAndSwap(callWaiting, callAbandoned) || c.state.Load() == callTaken {
+		if c.state.CompareAndSwap(callWaiting, callAbandoned) {
+			b.mu.Lock()
+			if i := slices.Index(b.queue, c); i >= 0 {
+				b.queue = slices.Delete(b.queue, i, i+1)
+			}
+			b.mu.Unlock()
+			return nil, nil, ctx.Err()
+		}
+		if c.state.Load() == callTaken {
 			return nil, nil, ctx.Err() // a result that comes goes nowhere
 		}
 		<-c.done // a lane, on its way: pass it on
@@ -101,8 +112,8 @@ func (b *getBatcher) get(ctx context.Context, key string, ttl bool) (*redis.Stri
 	return c.get, c.pttl, nil
 }
 
-// lead sends c, which a lane was handed to, with the calls queued behind
-// it (at most maxBatch in all) in one pipeline under c's context, and then
+// lead sends c, which a lane was handed to, with the oldest calls queued
+// (at most maxBatch in all) in one pipeline under c's context, and then
 // hands the lane on. A c whose context has ended sends nothing.
 func (b *getBatcher) lead(c *batchCall) {
 	defer b.handOff()
@@ -171,21 +182,45 @@ func (b *getBatcher) send(ctx context.Context, batch []*batchCall) {
 	sent = true
 }
 
-// handOff gives the lane its caller holds to the oldest waiting call, or
-// frees it.
+// handOff gives the lane its caller holds to the waiting call with the
+// latest deadline (none is latest; the oldest among equals), or frees it.
+// That call sends the pipeline under its deadline, and takes the oldest
+// calls with it: no call in it fails by another's earlier deadline (one
+// whose own deadline passes first leaves at that deadline), and none waits
+// behind newer ones for long.
 func (b *getBatcher) handOff() {
 	b.mu.Lock()
-	for i, q := range b.queue {
+	for len(b.queue) > 0 {
+		i := latestDeadline(b.queue)
+		q := b.queue[i]
+		b.queue = slices.Delete(b.queue, i, i+1)
 		if q.state.CompareAndSwap(callWaiting, callLeading) {
-			b.dequeue(i + 1)
 			b.mu.Unlock()
 			q.done <- struct{}{}
 			return
 		}
+		// It gave up meanwhile and is on its way out of the queue.
 	}
-	b.dequeue(len(b.queue))
 	b.active--
 	b.mu.Unlock()
+}
+
+// latestDeadline returns the index in calls, which is not empty, of the
+// call whose context's deadline is the latest: the first without one, else
+// the first with the latest.
+func latestDeadline(calls []*batchCall) int {
+	best := 0
+	var bestAt time.Time
+	for i, q := range calls {
+		at, ok := q.ctx.Deadline()
+		if !ok {
+			return i
+		}
+		if i == 0 || at.After(bestAt) {
+			best, bestAt = i, at
+		}
+	}
+	return best
 }
 
 // dequeue drops the n oldest calls from the queue, keeping its array.

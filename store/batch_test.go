@@ -237,6 +237,9 @@ func TestRedisBatchedGetsEndByOwnContext(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("a queued Get waited past its deadline for the read on the wire")
 	}
+	if n, _ := s.batch.queued(); n != 0 {
+		t.Fatalf("%d reads queued after the only queued one gave up, want 0", n)
+	}
 	// A read canceled while queued, and one behind it that must get the lane.
 	gone, cancelGone := context.WithCancel(ctx)
 	goneDone := make(chan error, 1)
@@ -244,25 +247,27 @@ func TestRedisBatchedGetsEndByOwnContext(t *testing.T) {
 		_, err := s.Get(gone, "a")
 		goneDone <- err
 	}()
-	// The queue keeps the abandoned read until a lane passes it over.
-	waitUntil(t, 10*time.Second, "the read to queue", func() bool { n, _ := s.batch.queued(); return n == 2 })
+	waitUntil(t, 10*time.Second, "the read to queue", func() bool { n, _ := s.batch.queued(); return n == 1 })
 	second := make(chan readResult, 1)
 	go func() {
 		v, err := s.Get(ctx, "b")
 		second <- readResult{val: v, err: err}
 	}()
-	waitUntil(t, 10*time.Second, "the second read to queue", func() bool { n, _ := s.batch.queued(); return n == 3 })
+	waitUntil(t, 10*time.Second, "the second read to queue", func() bool { n, _ := s.batch.queued(); return n == 2 })
 	cancelGone()
 	if err := <-goneDone; !errors.Is(err, context.Canceled) {
 		t.Fatalf("canceled queued Get = %v, want context.Canceled", err)
+	}
+	if n, _ := s.batch.queued(); n != 1 {
+		t.Fatalf("%d reads queued after one of two gave up, want 1", n)
 	}
 
 	open()
 	if r := <-first; r.err != nil || string(r.val) != "value of a" {
 		t.Errorf("held Get = %q, %v", r.val, r.err)
 	}
-	// The lane went past the two abandoned reads to the second one, which
-	// sent its read alone: a pipeline of one.
+	// The lane went to the second read, which sent its read alone: a
+	// pipeline of one.
 	if r := <-second; r.err != nil || string(r.val) != "value of b" {
 		t.Errorf("Get after a canceled one = %q, %v", r.val, r.err)
 	}
@@ -316,6 +321,60 @@ func TestRedisBatchedGetsSenderCanceled(t *testing.T) {
 	}
 	if r := <-senderDone; r.err != nil && !errors.Is(r.err, context.Canceled) {
 		t.Errorf("canceled sender = %q, %v; want its value or context.Canceled", r.val, r.err)
+	}
+}
+
+// TestRedisBatchedGetsLatestDeadlineSends queues a read with a short
+// deadline before one with a long one, and holds their pipeline past the
+// short deadline: the read with the long one sends the pipeline, under its
+// own deadline, and gets its value; the other leaves at its deadline.
+func TestRedisBatchedGetsLatestDeadlineSends(t *testing.T) {
+	srv := redistest.Start(t)
+	s, h := newBatchedRedis(t, srv, 1)
+	ctx, cancelAll := context.WithTimeout(context.Background(), 30*time.Second) // a read that hangs fails the test
+	defer cancelAll()
+	for _, k := range []string{"a", "b"} {
+		if err := s.Set(ctx, k, []byte("value of "+k), time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	open := h.holdNext()
+	defer open()
+	go func() { _, _ = s.Get(ctx, "a") }()
+	<-h.held
+	short, cancelShort := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancelShort()
+	shortDone := make(chan error, 1)
+	go func() {
+		_, err := s.Get(short, "a")
+		shortDone <- err
+	}()
+	waitUntil(t, 10*time.Second, "the short read to queue", func() bool { n, _ := s.batch.queued(); return n == 1 })
+	long := make(chan readResult, 1)
+	go func() {
+		v, err := s.Get(ctx, "b")
+		long <- readResult{val: v, err: err}
+	}()
+	waitUntil(t, 10*time.Second, "the long read to queue", func() bool { n, _ := s.batch.queued(); return n == 2 })
+	openPipe := h.holdNextPipeline()
+	defer openPipe()
+	open()
+	<-h.pipeHeld // both reads in one pipeline, held
+	select {
+	case err := <-shortDone:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("short read = %v, want context.DeadlineExceeded at its deadline", err)
+		}
+	case <-time.After(10 * time.Second):
+		openPipe()
+		t.Fatal("the short read did not return at its deadline: it is sending the held pipeline")
+	}
+	openPipe()
+	if r := <-long; r.err != nil || string(r.val) != "value of b" {
+		t.Errorf("long read, batched with one past its deadline = %q, %v; want its value", r.val, r.err)
+	}
+	if p := h.sentPipelines(); len(p) != 1 || len(p[0]) != 2 {
+		t.Errorf("pipelines %q, want one with both reads", p)
 	}
 }
 
