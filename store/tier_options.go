@@ -60,14 +60,16 @@ type BatchOption struct{ lanes int }
 // WithBatchedGets makes the store's reads (Get, GetTTL) use at most lanes
 // connections at once: a read that finds one free is sent at once, as
 // without the option; the reads made while all are busy wait, and go
-// together in one pipeline (of at most 64) as soon as a lane is free. Under
-// load this saves most of the system calls and of Redis' work per read (one
-// pipeline instead of a round trip each) at the cost of a wait of up to one
-// more round trip; with few concurrent reads nothing changes. Every read
-// still ends by its own context's deadline. The client must be a single
-// node or Sentinel client (not Cluster or Ring); hooks on it see the
-// pipelines, under the context of the read that sends them. 0 (the
-// default) sends every read on its own; lanes must not be negative.
+// together in one pipeline as soon as a lane is free (at most 64: the
+// waiting read with the latest deadline, which sends the pipeline under
+// that deadline, and the oldest others). Under load this saves most of the
+// system calls and of Redis' work per read (one pipeline instead of a round
+// trip each) at the cost of waiting for a round trip in flight (for more
+// only past 64 waiting reads a lane); with few concurrent reads nothing
+// changes. Every read still ends by its own context's deadline. The client
+// must be a single node or Sentinel client (not Cluster or Ring); hooks on
+// it see the pipelines, under the context of the read that sends them. 0
+// (the default) sends every read on its own; lanes must not be negative.
 // failsoft.New sets 2 for its own client to a single node or Sentinel.
 func WithBatchedGets(lanes int) BatchOption { return BatchOption{lanes} }
 
