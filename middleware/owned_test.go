@@ -19,6 +19,17 @@ import (
 // a Redis store without an in-process tier.
 type plainStore struct{ store.Store }
 
+// decodeModes are the two ways a store hands the cache its entries: one
+// shared decoded entry per in-process copy (the Memory store), and a new
+// entry per request (the same store behind plainStore).
+var decodeModes = []struct {
+	name string
+	s    func(m *store.Memory) store.Store
+}{
+	{"shared", func(m *store.Memory) store.Store { return m }},
+	{"owned", func(m *store.Memory) store.Store { return plainStore{m} }},
+}
+
 // TestOwnedHitMatchesSharedHit serves the same stored response from a
 // store that keeps decoded entries (shared, copied to the writer) and from
 // one that does not (owned, handed to the writer): the answers must be the
@@ -35,19 +46,9 @@ func TestOwnedHitMatchesSharedHit(t *testing.T) {
 		w.Write([]byte(`{"ok":true}`))
 	})
 	answers := map[string][]http.Header{}
-	for _, tc := range []struct {
-		name string
-		s    func(m *store.Memory) store.Store
-	}{
-		{"shared", func(m *store.Memory) store.Store { return m }},
-		{"owned", func(m *store.Memory) store.Store { return plainStore{m} }},
-	} {
+	for _, tc := range decodeModes {
 		t.Run(tc.name, func(t *testing.T) {
-			m, err := store.NewMemory(1 << 20)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { m.Close() })
+			m := newSharedMemory(t)
 			clock := newTestClock() // the same times in both runs
 			c := newTestCache(t, tc.s(m), WithClock(clock.Now))
 			h := c.Handler(handler)
@@ -140,13 +141,7 @@ func TestOwnedEntryPathsMatchShared(t *testing.T) {
 	answers := map[string][]answer{}
 	conditions := map[string][]string{}
 	stats := map[string]Stats{}
-	for _, tc := range []struct {
-		name string
-		s    func(m *store.Memory) store.Store
-	}{
-		{"shared", func(m *store.Memory) store.Store { return m }},
-		{"owned", func(m *store.Memory) store.Store { return plainStore{m} }},
-	} {
+	for _, tc := range decodeModes {
 		t.Run(tc.name, func(t *testing.T) {
 			var mu sync.Mutex
 			handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -165,11 +160,7 @@ func TestOwnedEntryPathsMatchShared(t *testing.T) {
 				h.Set("Content-Type", "text/plain")
 				w.Write([]byte("body v1"))
 			})
-			m, err := store.NewMemory(1 << 20)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { m.Close() })
+			m := newSharedMemory(t)
 			clock := newTestClock()
 			c := newTestCache(t, tc.s(m), WithClock(clock.Now))
 			h := c.Handler(handler)
