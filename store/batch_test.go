@@ -126,6 +126,51 @@ type readResult struct {
 	err error
 }
 
+// heldLane is a store with WithBatchedGets(1) whose one lane a read of "a"
+// holds on the wire until open is called; "a" and "b" hold "value of a"
+// and "value of b". ctx bounds the test's reads: one that hangs fails the
+// test instead of blocking it.
+type heldLane struct {
+	s     *Redis
+	h     *gateHook
+	ctx   context.Context
+	open  func()
+	first <-chan readResult // the held read's result
+}
+
+func newHeldLane(t *testing.T) *heldLane {
+	t.Helper()
+	s, h := newBatchedRedis(t, redistest.Start(t), 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	for _, k := range []string{"a", "b"} {
+		if err := s.Set(ctx, k, []byte("value of "+k), time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	open := h.holdNext()
+	t.Cleanup(open)
+	first := goGet(ctx, s, "a")
+	<-h.held
+	return &heldLane{s: s, h: h, ctx: ctx, open: open, first: first}
+}
+
+// goGet starts s.Get(ctx, key) and returns where its result comes.
+func goGet(ctx context.Context, s *Redis, key string) <-chan readResult {
+	r := make(chan readResult, 1)
+	go func() {
+		v, err := s.Get(ctx, key)
+		r <- readResult{key: key, val: v, err: err}
+	}()
+	return r
+}
+
+// waitQueued waits until n reads wait for a lane of s.
+func waitQueued(t *testing.T, s *Redis, n int) {
+	t.Helper()
+	waitUntil(t, 10*time.Second, fmt.Sprintf("%d reads to queue", n), func() bool { m, _ := s.batch.queued(); return m == n })
+}
+
 // TestRedisBatchedGets holds one read on the wire and checks that the
 // reads made meanwhile go in one pipeline when it is back, each with its
 // own answer: values, a miss, a GetTTL's time to live.
@@ -160,10 +205,7 @@ func TestRedisBatchedGets(t *testing.T) {
 			results <- readResult{key: k, val: v, err: err}
 		}()
 	}
-	waitUntil(t, 10*time.Second, "the reads to queue", func() bool {
-		n, _ := s.batch.queued()
-		return n == len(keys)
-	})
+	waitQueued(t, s, len(keys))
 	open()
 
 	for range len(keys) + 1 {
@@ -202,37 +244,17 @@ func TestRedisBatchedGets(t *testing.T) {
 // own context, without waiting for the read on the wire, and that a read
 // whose context ended before its lane came passes the lane on.
 func TestRedisBatchedGetsEndByOwnContext(t *testing.T) {
-	srv := redistest.Start(t)
-	s, h := newBatchedRedis(t, srv, 1)
-	ctx, cancelAll := context.WithTimeout(context.Background(), 30*time.Second) // a read that hangs fails the test
-	defer cancelAll()
-	for _, k := range []string{"a", "b"} {
-		if err := s.Set(ctx, k, []byte("value of "+k), time.Hour); err != nil {
-			t.Fatal(err)
-		}
-	}
-	open := h.holdNext()
-	defer open()
-	first := make(chan readResult, 1)
-	go func() {
-		v, err := s.Get(ctx, "a")
-		first <- readResult{val: v, err: err}
-	}()
-	<-h.held
+	l := newHeldLane(t)
+	s, h, ctx := l.s, l.h, l.ctx
 
 	// A read with a short deadline, queued behind the held one: it must
 	// return while that one is still held.
 	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
 	defer cancel()
-	shortErr := make(chan error, 1)
-	go func() {
-		_, err := s.Get(short, "b")
-		shortErr <- err
-	}()
 	select {
-	case err := <-shortErr:
-		if !errors.Is(err, context.DeadlineExceeded) {
-			t.Fatalf("queued Get past its deadline = %v, want context.DeadlineExceeded", err)
+	case r := <-goGet(short, s, "b"):
+		if !errors.Is(r.err, context.DeadlineExceeded) {
+			t.Fatalf("queued Get past its deadline = %v, want context.DeadlineExceeded", r.err)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("a queued Get waited past its deadline for the read on the wire")
@@ -242,28 +264,20 @@ func TestRedisBatchedGetsEndByOwnContext(t *testing.T) {
 	}
 	// A read canceled while queued, and one behind it that must get the lane.
 	gone, cancelGone := context.WithCancel(ctx)
-	goneDone := make(chan error, 1)
-	go func() {
-		_, err := s.Get(gone, "a")
-		goneDone <- err
-	}()
-	waitUntil(t, 10*time.Second, "the read to queue", func() bool { n, _ := s.batch.queued(); return n == 1 })
-	second := make(chan readResult, 1)
-	go func() {
-		v, err := s.Get(ctx, "b")
-		second <- readResult{val: v, err: err}
-	}()
-	waitUntil(t, 10*time.Second, "the second read to queue", func() bool { n, _ := s.batch.queued(); return n == 2 })
+	goneDone := goGet(gone, s, "a")
+	waitQueued(t, s, 1)
+	second := goGet(ctx, s, "b")
+	waitQueued(t, s, 2)
 	cancelGone()
-	if err := <-goneDone; !errors.Is(err, context.Canceled) {
-		t.Fatalf("canceled queued Get = %v, want context.Canceled", err)
+	if r := <-goneDone; !errors.Is(r.err, context.Canceled) {
+		t.Fatalf("canceled queued Get = %v, want context.Canceled", r.err)
 	}
 	if n, _ := s.batch.queued(); n != 1 {
 		t.Fatalf("%d reads queued after one of two gave up, want 1", n)
 	}
 
-	open()
-	if r := <-first; r.err != nil || string(r.val) != "value of a" {
+	l.open()
+	if r := <-l.first; r.err != nil || string(r.val) != "value of a" {
 		t.Errorf("held Get = %q, %v", r.val, r.err)
 	}
 	// The lane went to the second read, which sent its read alone: a
@@ -283,36 +297,17 @@ func TestRedisBatchedGetsEndByOwnContext(t *testing.T) {
 // pipeline while the pipeline is out: the other reads in it still get
 // their values.
 func TestRedisBatchedGetsSenderCanceled(t *testing.T) {
-	srv := redistest.Start(t)
-	s, h := newBatchedRedis(t, srv, 1)
-	ctx, cancelAll := context.WithTimeout(context.Background(), 30*time.Second) // a read that hangs fails the test
-	defer cancelAll()
-	for _, k := range []string{"a", "b"} {
-		if err := s.Set(ctx, k, []byte("value of "+k), time.Hour); err != nil {
-			t.Fatal(err)
-		}
-	}
-	open := h.holdNext()
-	defer open()
-	go func() { _, _ = s.Get(ctx, "a") }()
-	<-h.held
+	l := newHeldLane(t)
+	s, h, ctx := l.s, l.h, l.ctx
 	sender, cancelSender := context.WithCancel(ctx)
 	defer cancelSender()
-	senderDone := make(chan readResult, 1)
-	go func() {
-		v, err := s.Get(sender, "a")
-		senderDone <- readResult{val: v, err: err}
-	}()
-	waitUntil(t, 10*time.Second, "the sender to queue", func() bool { n, _ := s.batch.queued(); return n == 1 })
-	other := make(chan readResult, 1)
-	go func() {
-		v, err := s.Get(ctx, "b")
-		other <- readResult{val: v, err: err}
-	}()
-	waitUntil(t, 10*time.Second, "the other read to queue", func() bool { n, _ := s.batch.queued(); return n == 2 })
+	senderDone := goGet(sender, s, "a")
+	waitQueued(t, s, 1)
+	other := goGet(ctx, s, "b")
+	waitQueued(t, s, 2)
 	openPipe := h.holdNextPipeline()
 	defer openPipe()
-	open() // the held read returns; the sender gets the lane and sends both
+	l.open() // the held read returns; the sender gets the lane and sends both
 	<-h.pipeHeld
 	cancelSender()
 	openPipe()
@@ -329,41 +324,22 @@ func TestRedisBatchedGetsSenderCanceled(t *testing.T) {
 // short deadline: the read with the long one sends the pipeline, under its
 // own deadline, and gets its value; the other leaves at its deadline.
 func TestRedisBatchedGetsLatestDeadlineSends(t *testing.T) {
-	srv := redistest.Start(t)
-	s, h := newBatchedRedis(t, srv, 1)
-	ctx, cancelAll := context.WithTimeout(context.Background(), 30*time.Second) // a read that hangs fails the test
-	defer cancelAll()
-	for _, k := range []string{"a", "b"} {
-		if err := s.Set(ctx, k, []byte("value of "+k), time.Hour); err != nil {
-			t.Fatal(err)
-		}
-	}
-	open := h.holdNext()
-	defer open()
-	go func() { _, _ = s.Get(ctx, "a") }()
-	<-h.held
+	l := newHeldLane(t)
+	s, h, ctx := l.s, l.h, l.ctx
 	short, cancelShort := context.WithTimeout(ctx, 200*time.Millisecond)
 	defer cancelShort()
-	shortDone := make(chan error, 1)
-	go func() {
-		_, err := s.Get(short, "a")
-		shortDone <- err
-	}()
-	waitUntil(t, 10*time.Second, "the short read to queue", func() bool { n, _ := s.batch.queued(); return n == 1 })
-	long := make(chan readResult, 1)
-	go func() {
-		v, err := s.Get(ctx, "b")
-		long <- readResult{val: v, err: err}
-	}()
-	waitUntil(t, 10*time.Second, "the long read to queue", func() bool { n, _ := s.batch.queued(); return n == 2 })
+	shortDone := goGet(short, s, "a")
+	waitQueued(t, s, 1)
+	long := goGet(ctx, s, "b")
+	waitQueued(t, s, 2)
 	openPipe := h.holdNextPipeline()
 	defer openPipe()
-	open()
+	l.open()
 	<-h.pipeHeld // both reads in one pipeline, held
 	select {
-	case err := <-shortDone:
-		if !errors.Is(err, context.DeadlineExceeded) {
-			t.Fatalf("short read = %v, want context.DeadlineExceeded at its deadline", err)
+	case r := <-shortDone:
+		if !errors.Is(r.err, context.DeadlineExceeded) {
+			t.Fatalf("short read = %v, want context.DeadlineExceeded at its deadline", r.err)
 		}
 	case <-time.After(10 * time.Second):
 		openPipe()
@@ -424,14 +400,8 @@ func TestGetBatcherLeaderWithEndedContext(t *testing.T) {
 // TestRedisBatchedGetsSenderPanics checks that a panic while a pipeline is
 // sent fails the reads in it, reaches the sender, and frees the lane.
 func TestRedisBatchedGetsSenderPanics(t *testing.T) {
-	srv := redistest.Start(t)
-	s, h := newBatchedRedis(t, srv, 1)
-	ctx, cancelAll := context.WithTimeout(context.Background(), 30*time.Second) // a read that hangs fails the test
-	defer cancelAll()
-	open := h.holdNext()
-	defer open()
-	go func() { _, _ = s.Get(ctx, "x") }()
-	<-h.held
+	l := newHeldLane(t)
+	s, h, ctx := l.s, l.h, l.ctx
 	h.mu.Lock()
 	h.panicPipeline = true
 	h.mu.Unlock()
@@ -447,8 +417,8 @@ func TestRedisBatchedGetsSenderPanics(t *testing.T) {
 			results <- readResult{key: k, val: v, err: err}
 		}()
 	}
-	waitUntil(t, 10*time.Second, "the reads to queue", func() bool { n, _ := s.batch.queued(); return n == 3 })
-	open()
+	waitQueued(t, s, 3)
+	l.open()
 	panicked, aborted := 0, 0
 	for range 3 {
 		r := <-results
@@ -558,16 +528,4 @@ func BenchmarkRedisGetBatched(b *testing.B) {
 
 // BenchmarkRedisGetBatchedAlone is BenchmarkRedisGet with WithBatchedGets(2):
 // one caller always finds a lane free, so its reads go as lone GETs.
-func BenchmarkRedisGetBatchedAlone(b *testing.B) {
-	st, err := NewRedis(benchClient(b, nil), WithBatchedGets(2))
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx := context.Background()
-	b.ReportAllocs()
-	for b.Loop() {
-		if v, err := st.Get(ctx, "k"); err != nil || len(v) != len(benchValue) {
-			b.Fatalf("Get: %d bytes, %v", len(v), err)
-		}
-	}
-}
+func BenchmarkRedisGetBatchedAlone(b *testing.B) { benchRedisGet(b, WithBatchedGets(2)) }

@@ -55,9 +55,13 @@ func benchRawGet(b *testing.B, rdb *redis.Client) {
 }
 
 // BenchmarkRedisGet is the Redis store without a guard.
-func BenchmarkRedisGet(b *testing.B) {
+func BenchmarkRedisGet(b *testing.B) { benchRedisGet(b) }
+
+// benchRedisGet measures one caller's Get through a Redis store built with
+// opts.
+func benchRedisGet(b *testing.B, opts ...RedisOption) {
 	rdb := benchClient(b, nil)
-	st, err := NewRedis(rdb)
+	st, err := NewRedis(rdb, opts...)
 	if err != nil {
 		b.Fatal(err)
 	}
